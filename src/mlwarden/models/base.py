@@ -1,0 +1,299 @@
+"""The :class:`Target` interface: a model seen the way an attacker sees it.
+
+A target is the only place where an ML framework is touched. Everything else in
+mlwarden talks numpy to it: ``float64`` feature rows in, class indices,
+probabilities, logits or input gradients out. A target declares what it offers
+(:class:`Capability`) and an :class:`InputSpec`; an attack that needs something the
+target lacks calls :meth:`Target.require` and fails with
+:class:`~mlwarden.exceptions.CapabilityError` before doing any work. Every row passed
+to a prediction method is counted in :attr:`Target.n_queries`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlwarden.exceptions import CapabilityError, DataError, IncompatibleModelError
+
+__all__ = ["Capability", "InputSpec", "Target"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class Capability(enum.Flag):
+    """What a target lets a caller observe or do."""
+
+    NONE = 0
+    LABELS = enum.auto()
+    """Predicted class labels."""
+    SCORES = enum.auto()
+    """Class probabilities (or other scores that rank classes)."""
+    LOGITS = enum.auto()
+    """Pre-softmax logits."""
+    GRADIENTS = enum.auto()
+    """Gradients of a loss with respect to the input."""
+    TRAINABLE = enum.auto()
+    """The model can be cloned and re-trained."""
+
+    def names(self) -> list[str]:
+        """Return the lower-case names of the capabilities set in this flag."""
+        return [c.name.lower() for c in Capability if c.name and c.value and c in self]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a target accepts.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of features per row (the flattened size for images).
+    shape : tuple of int
+        Shape of one input row as the model sees it, e.g. ``(8, 8)`` for digits.
+    lower, upper : ndarray of shape (n_features,) or None
+        Declared valid input range per feature; ``None`` when unbounded.
+    classes : ndarray
+        The class labels, in the order of the model's outputs.
+    feature_names : tuple of str or None
+        Feature names when the model records them.
+    """
+
+    n_features: int
+    classes: npt.NDArray[Any]
+    shape: tuple[int, ...] = ()
+    lower: FloatArray | None = None
+    upper: FloatArray | None = None
+    feature_names: tuple[str, ...] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return int(len(self.classes))
+
+
+@dataclass
+class Target(ABC):
+    """A model under audit, wrapped so that attacks can query it.
+
+    Subclasses implement :meth:`_predict_proba` (if they offer scores),
+    :meth:`_predict_labels`, and optionally :meth:`_logits` and :meth:`_loss_gradient`.
+    The public methods validate inputs, count queries and check capabilities.
+
+    Attributes
+    ----------
+    name : str
+        A short name used in reports.
+    capabilities : Capability
+        What the target offers.
+    input_spec : InputSpec
+        What the target accepts.
+    source : str or None
+        The file the model was loaded from, if any.
+    n_queries : int
+        Number of rows sent to prediction methods so far.
+    """
+
+    name: str = field(default="model", kw_only=True)
+    source: str | None = field(default=None, kw_only=True)
+    n_queries: int = field(default=0, init=False)
+    n_gradient_queries: int = field(default=0, init=False)
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capability:
+        """What the target offers."""
+
+    @property
+    @abstractmethod
+    def input_spec(self) -> InputSpec:
+        """What the target accepts."""
+
+    @property
+    def kind(self) -> str:
+        """Framework name used in reports (``sklearn``, ``torch``, ``onnx``, ``callable``)."""
+        return type(self).__name__.removesuffix("Target").lower()
+
+    @property
+    def classes(self) -> npt.NDArray[Any]:
+        """Class labels in output order."""
+        return self.input_spec.classes
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return self.input_spec.n_classes
+
+    # ------------------------------------------------------------------ public API
+    def require(self, capability: Capability, *, by: str = "this operation") -> None:
+        """Raise :class:`CapabilityError` unless the target offers ``capability``."""
+        missing = capability & ~self.capabilities
+        if missing:
+            raise CapabilityError(
+                f"{by} needs {', '.join(missing.names())} from the target, but "
+                f"{self.name!r} ({self.kind}) offers only "
+                f"{', '.join(self.capabilities.names()) or 'nothing'}"
+            )
+
+    def predict(self, x: npt.ArrayLike) -> IntArray:
+        """Predicted class indices (into :attr:`classes`) for each row of ``x``."""
+        self.require(Capability.LABELS, by="predict")
+        xs = self._check_x(x)
+        self.n_queries += len(xs)
+        return np.asarray(self._predict_labels(xs), dtype=np.int64)
+
+    def predict_proba(self, x: npt.ArrayLike) -> FloatArray:
+        """Class probabilities, shape ``(n, n_classes)``."""
+        self.require(Capability.SCORES, by="predict_proba")
+        xs = self._check_x(x)
+        self.n_queries += len(xs)
+        return np.asarray(self._predict_proba(xs), dtype=np.float64)
+
+    def logits(self, x: npt.ArrayLike) -> FloatArray:
+        """Pre-softmax logits, shape ``(n, n_classes)``."""
+        self.require(Capability.LOGITS, by="logits")
+        xs = self._check_x(x)
+        self.n_queries += len(xs)
+        return np.asarray(self._logits(xs), dtype=np.float64)
+
+    def loss_gradient(
+        self, x: npt.ArrayLike, y: npt.ArrayLike, *, loss: str = "ce"
+    ) -> tuple[FloatArray, FloatArray]:
+        """Per-row loss and its gradient with respect to the input.
+
+        Parameters
+        ----------
+        x : array-like of shape (n, n_features)
+            Raw input rows (before any preprocessing the target declares).
+        y : array-like of shape (n,)
+            Class indices (not labels) the loss is computed against.
+        loss : {"ce", "margin"}
+            ``"ce"`` is the cross-entropy of ``y``; ``"margin"`` is the best other
+            logit minus the logit of ``y`` (positive once misclassified).
+
+        Returns
+        -------
+        loss : ndarray of shape (n,)
+        gradient : ndarray of shape (n, n_features)
+            Gradient of the per-row loss with respect to ``x``; ascending it attacks.
+        """
+        self.require(Capability.GRADIENTS, by="loss_gradient")
+        xs = self._check_x(x)
+        ys = np.asarray(y, dtype=np.int64).reshape(-1)
+        if len(ys) != len(xs):
+            raise DataError(f"loss_gradient: {len(xs)} rows but {len(ys)} labels")
+        if ys.size and (ys.min() < 0 or ys.max() >= self.n_classes):
+            raise IncompatibleModelError(
+                f"class indices must be in [0, {self.n_classes}); got {ys.min()}..{ys.max()}"
+            )
+        self.n_queries += len(xs)
+        self.n_gradient_queries += len(xs)
+        value, grad = self._loss_gradient(xs, ys, loss)
+        return np.asarray(value, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+
+    def encode_labels(self, y: npt.ArrayLike) -> IntArray:
+        """Map class labels to indices into :attr:`classes`.
+
+        Raises
+        ------
+        IncompatibleModelError
+            If a label is not one of the model's classes.
+        """
+        ys = np.asarray(y).reshape(-1)
+        classes = self.classes
+        lookup = {_label_key(c): i for i, c in enumerate(classes.tolist())}
+        out = np.empty(len(ys), dtype=np.int64)
+        unknown: set[str] = set()
+        for i, v in enumerate(ys.tolist()):
+            idx = lookup.get(_label_key(v))
+            if idx is None:
+                unknown.add(repr(v))
+                out[i] = -1
+            else:
+                out[i] = idx
+        if unknown:
+            shown = ", ".join(sorted(unknown)[:5])
+            raise IncompatibleModelError(
+                f"the data has labels the model {self.name!r} does not know: {shown} "
+                f"(model classes: {', '.join(map(repr, classes.tolist()))})"
+            )
+        return out
+
+    def fingerprint(self) -> str | None:
+        """SHA-256 of the model file, when the target was loaded from one."""
+        if self.source is None:
+            return None
+        h = hashlib.sha256()
+        with open(self.source, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-serialisable description for reports."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "sha256": self.fingerprint(),
+            "capabilities": self.capabilities.names(),
+            "n_features": self.input_spec.n_features,
+            "classes": [_jsonable(c) for c in self.classes.tolist()],
+        }
+
+    # ------------------------------------------------------------ for subclasses
+    def _check_x(self, x: npt.ArrayLike) -> FloatArray:
+        try:
+            xs = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"inputs to {self.name!r} must be numeric: {exc}") from None
+        n_features = self.input_spec.n_features
+        if xs.ndim == 1:
+            xs = xs.reshape(1, -1)
+        elif xs.ndim > 2:
+            xs = xs.reshape(len(xs), -1)
+        if xs.shape[1] != n_features:
+            raise IncompatibleModelError(
+                f"model {self.name!r} expects {n_features} features per row, got {xs.shape[1]}"
+            )
+        if not np.all(np.isfinite(xs)):
+            raise DataError(f"inputs to {self.name!r} contain NaN or infinite values")
+        return xs
+
+    def _predict_labels(self, x: FloatArray) -> IntArray:
+        return np.argmax(self._predict_proba(x), axis=1).astype(np.int64)
+
+    def _predict_proba(self, x: FloatArray) -> FloatArray:  # pragma: no cover - guarded
+        raise CapabilityError(f"{self.name!r} offers no scores")
+
+    def _logits(self, x: FloatArray) -> FloatArray:  # pragma: no cover - guarded
+        raise CapabilityError(f"{self.name!r} offers no logits")
+
+    def _loss_gradient(
+        self, x: FloatArray, y: IntArray, loss: str
+    ) -> tuple[FloatArray, FloatArray]:  # pragma: no cover - guarded
+        raise CapabilityError(f"{self.name!r} offers no gradients")
+
+
+def _label_key(v: Any) -> Any:
+    """Normalise a label for lookup so that ``1``, ``1.0`` and ``np.int64(1)`` match."""
+    if isinstance(v, bool | np.bool_):
+        return int(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, bytes):
+        return v.decode()
+    return v
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
