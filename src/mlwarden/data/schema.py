@@ -194,12 +194,10 @@ class FeatureSchema:
         """
         xs = np.array(x, dtype=np.float64, copy=True)
         x0 = np.asarray(x_orig, dtype=np.float64)
-        immutable = ~self.mutable
-        xs[:, immutable] = x0[:, immutable]
         xs = np.clip(xs, self.lower, self.upper)
         ints = self.mask(FeatureKind.INTEGER)
-        xs[:, ints] = np.round(xs[:, ints])
-        xs = np.clip(xs, self.lower, self.upper)
+        xs[:, ints] = np.clip(np.round(xs[:, ints]), np.ceil(self.lower[ints]),
+                              np.floor(self.upper[ints]))
         bins = self.mask(FeatureKind.BINARY)
         xs[:, bins] = (xs[:, bins] >= 0.5).astype(np.float64)
         for idx in self.groups.values():
@@ -208,6 +206,9 @@ class FeatureSchema:
             onehot = np.zeros_like(block)
             onehot[np.arange(len(block)), hot] = 1.0
             xs[:, idx] = onehot
+        # Immutable features last, so that they stay exactly as they were.
+        immutable = ~self.mutable
+        xs[:, immutable] = x0[:, immutable]
         return xs
 
     def violations(

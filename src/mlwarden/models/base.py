@@ -79,7 +79,7 @@ class InputSpec:
         return int(len(self.classes))
 
 
-@dataclass
+@dataclass(eq=False)
 class Target(ABC):
     """A model under audit, wrapped so that attacks can query it.
 

@@ -1,0 +1,136 @@
+"""Shared pieces of the evasion attacks: the result type and the base class."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from mlwarden._random import RandomState, as_generator
+from mlwarden.data.schema import FeatureSchema
+from mlwarden.evasion.threat_model import PerturbationSet, default_schema
+from mlwarden.exceptions import DataError, InvalidParameterError
+from mlwarden.models.base import Capability, Target
+
+__all__ = ["AttackResult", "EvasionAttack"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """What an evasion attack returns.
+
+    Attributes
+    ----------
+    x_adv : ndarray of shape (n, d)
+        Adversarial rows; each is feasible under the threat model. For rows the
+        attack could not flip it is the attack's last (or best) iterate.
+    success : ndarray of shape (n,)
+        True where the target misclassifies ``x_adv`` (re-checked on the real model).
+    queries : ndarray of shape (n,)
+        Model queries spent per row (predictions and gradients).
+    infeasible : int
+        Candidates that broke the threat model and were therefore not counted.
+    seconds : float
+        Wall time.
+    """
+
+    x_adv: FloatArray
+    success: npt.NDArray[np.bool_]
+    queries: npt.NDArray[np.int64]
+    infeasible: int
+    seconds: float
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of rows misclassified after the attack."""
+        return float(self.success.mean()) if self.success.size else 0.0
+
+
+class EvasionAttack(ABC):
+    """Base class: keyword-only hyper-parameters in ``__init__``, work in :meth:`generate`."""
+
+    requires: ClassVar[Capability] = Capability.LABELS
+    name: ClassVar[str] = ""
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters given to ``__init__``."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p.name: getattr(self, p.name)
+            for p in sig.parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def _validate_params(self) -> None:
+        """Raise :class:`InvalidParameterError` for unusable hyper-parameters."""
+        eps = getattr(self, "eps", None)
+        if eps is not None and not (isinstance(eps, int | float) and np.isfinite(eps) and eps > 0):
+            raise InvalidParameterError(f"{self.name}: eps must be a positive number, got {eps!r}")
+
+    def generate(
+        self,
+        target: Target,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        *,
+        schema: FeatureSchema | None = None,
+        random_state: RandomState = None,
+    ) -> AttackResult:
+        """Craft adversarial rows for ``x`` with true class indices ``y``.
+
+        Parameters
+        ----------
+        target : Target
+            The model under attack.
+        x : array-like of shape (n, d)
+            Rows to perturb.
+        y : array-like of shape (n,)
+            True class indices (use ``target.encode_labels`` on raw labels).
+        schema : FeatureSchema, optional
+            The threat model's feature constraints; without one every feature is a
+            mutable continuous feature within the target's declared input range.
+        random_state : int, Generator or None
+            Seed.
+        """
+        self._validate_params()
+        target.require(self.requires, by=self.name)
+        xs = np.asarray(x, dtype=np.float64)
+        ys = np.asarray(y, dtype=np.int64).reshape(-1)
+        if xs.ndim != 2 or len(xs) != len(ys):
+            raise DataError(f"{self.name}: x must be (n, d) with one label per row")
+        if schema is None:
+            schema = default_schema(target)
+        rng = as_generator(random_state)
+        eps = float(getattr(self, "eps", 0.0))
+        pset = PerturbationSet.build(
+            xs, eps, schema, categorical=getattr(self, "categorical", "free")
+        )
+        start = time.perf_counter()
+        x_adv, queries = self._run(target, pset, ys, rng)
+        # Never trust the search loop: re-check feasibility and success on the real model.
+        feasible = pset.contains(x_adv)
+        infeasible = int((~feasible).sum())
+        x_adv = np.where(feasible[:, None], x_adv, xs)
+        # (The re-check is the auditor's query, not the attacker's: not counted in `queries`.)
+        success = target.predict(x_adv) != ys if len(xs) else np.zeros(0, dtype=bool)
+        return AttackResult(
+            x_adv=x_adv,
+            success=np.asarray(success, dtype=bool),
+            queries=queries.astype(np.int64),
+            infeasible=infeasible,
+            seconds=time.perf_counter() - start,
+        )
+
+    @abstractmethod
+    def _run(
+        self, target: Target, pset: PerturbationSet, y: npt.NDArray[np.int64],
+        rng: np.random.Generator,
+    ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+        """Return feasible adversarial rows and queries spent per row."""

@@ -1,0 +1,383 @@
+"""Evasion checks: how many of the cases a model exists to catch survive an adaptive attacker.
+
+Each check samples the rows of the class the model must catch (fraud, for a fraud
+model; every row for a data set without a positive class), attacks the ones the model
+gets right at increasing budgets ``eps`` and reports the *robust accuracy* — the
+fraction still classified correctly — at the policy budget, with the whole curve. A
+row only counts as broken when a feasible row (immutable features untouched, bounds,
+integers and one-hot groups respected) fools the real model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from mlwarden._progress import ProgressCallback, report_progress
+from mlwarden._registry import register
+from mlwarden.audit.check import Check, CheckResult
+from mlwarden.data.dataset import Dataset
+from mlwarden.evasion.base import EvasionAttack
+from mlwarden.evasion.pgd import PGD
+from mlwarden.evasion.square import SquareAttack
+from mlwarden.exceptions import InvalidParameterError
+from mlwarden.findings.finding import Finding
+from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily, register_rule
+from mlwarden.models.base import Capability, Target
+
+__all__ = ["PGDEvasionCheck", "SquareEvasionCheck"]
+
+_REMEDIATION = (
+    "Train with adversarial examples from the same threat model (PGD adversarial training "
+    "or TRADES), drop or coarsen features the attacker controls when they carry little "
+    "signal, add monotonic constraints where the domain allows (a higher amount should "
+    "never lower the fraud score), and re-audit. For tree ensembles, combine the model with "
+    "rules on immutable features the attacker cannot change."
+)
+
+RULE_WHITE_BOX = register_rule(
+    Rule(
+        id="MLW-EVA-001",
+        title="Model can be evaded with gradient-guided perturbations (white-box PGD)",
+        family=ThreatFamily.EVASION,
+        severity=Severity.HIGH,
+        atlas=("AML.T0015", "AML.T0043.000"),
+        owasp=("ML01",),
+        description=(
+            "An attacker with access to the model's gradients changes only the features "
+            "they control, within a budget eps, until the model misclassifies; the metric "
+            "is the fraction of target-class cases still classified correctly."
+        ),
+        remediation=_REMEDIATION,
+    )
+)
+
+RULE_BLACK_BOX = register_rule(
+    Rule(
+        id="MLW-EVA-002",
+        title="Model can be evaded by querying it (black-box score-based attack)",
+        family=ThreatFamily.EVASION,
+        severity=Severity.HIGH,
+        atlas=("AML.T0015", "AML.T0043.001", "AML.T0040"),
+        owasp=("ML01",),
+        description=(
+            "An attacker who can only query the model and read its scores searches the "
+            "features they control, within a budget eps, until the model misclassifies; "
+            "the metric is the fraction of target-class cases still classified correctly."
+        ),
+        remediation=_REMEDIATION
+        + " Behind an API, return labels instead of scores and rate-limit clients.",
+    )
+)
+
+_DEFAULT_GRID = (0.05, 0.1, 0.25, 0.5, 1.0)
+_MAX_EXAMPLES = 5
+
+
+class _RobustnessCheck(Check):
+    """Shared logic of the evasion checks; subclasses pick the attack."""
+
+    family: ClassVar[ThreatFamily] = ThreatFamily.EVASION
+    rule: ClassVar[Rule]
+    eps: float
+    eps_grid: tuple[float, ...]
+    max_samples: int
+    min_robust_accuracy: float
+    categorical: str
+
+    def _make_attack(self, eps: float) -> EvasionAttack:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- validation
+    def _validate_params(self) -> None:
+        for name in ("eps", "min_robust_accuracy"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
+                raise InvalidParameterError(f"{self.id}: {name} must be a number, got {v!r}")
+        if self.eps <= 0:
+            raise InvalidParameterError(f"{self.id}: eps must be > 0, got {self.eps}")
+        if not 0 <= self.min_robust_accuracy <= 1:
+            raise InvalidParameterError(
+                f"{self.id}: min_robust_accuracy must be in [0, 1], got {self.min_robust_accuracy}"
+            )
+        grid = list(self.eps_grid)
+        if not grid or any(
+            not isinstance(e, int | float) or not np.isfinite(e) or e <= 0 for e in grid
+        ):
+            raise InvalidParameterError(
+                f"{self.id}: eps_grid must be a non-empty list of positive numbers, got {grid!r}"
+            )
+        if not isinstance(self.max_samples, int) or self.max_samples < 1:
+            raise InvalidParameterError(
+                f"{self.id}: max_samples must be an integer >= 1, got {self.max_samples!r}"
+            )
+        if self.categorical not in ("free", "fixed"):
+            raise InvalidParameterError(
+                f"{self.id}: categorical must be 'free' or 'fixed', got {self.categorical!r}"
+            )
+        self._make_attack(self.eps)._validate_params()
+
+    def validate(self, target: Target, data: Dataset) -> None:
+        self._validate_params()
+        super().validate(target, data)
+        target.encode_labels(data.labels)
+
+    # -------------------------------------------------------------------- run
+    def run(
+        self,
+        target: Target,
+        data: Dataset,
+        *,
+        random_state: np.random.Generator,
+        progress: ProgressCallback | None = None,
+    ) -> CheckResult:
+        self.validate(target, data)
+        rng = random_state
+        y_all = target.encode_labels(data.labels)
+        if data.positive_label is not None:
+            pos = int(target.encode_labels([data.positive_label])[0])
+            pool = np.flatnonzero(y_all == pos)
+            population = f"{data.name} cases of class {data.positive_label!r}"
+        else:
+            pool = np.arange(len(y_all))
+            population = f"{data.name} rows"
+        if pool.size > self.max_samples:
+            pool = np.sort(rng.choice(pool, size=self.max_samples, replace=False))
+        x, y = data.X[pool], y_all[pool]
+        n = len(y)
+        correct = target.predict(x) == y if n else np.zeros(0, dtype=bool)
+        robust = correct.copy()
+        grid = sorted({float(e) for e in self.eps_grid} | {float(self.eps)})
+        curve_x, curve_y = [0.0], [float(correct.mean()) if n else float("nan")]
+        per_eps: list[dict[str, Any]] = []
+        x_first_broken = x.copy()
+        broken_at = np.full(n, np.inf)
+        total_queries = 0
+        infeasible = 0
+        for step, eps in enumerate(grid):
+            report_progress(progress, f"{self.id} on {target.name}", step, len(grid))
+            idx = np.flatnonzero(robust)
+            if idx.size:
+                attack = self._make_attack(eps)
+                res = attack.generate(target, x[idx], y[idx], schema=data.schema, random_state=rng)
+                hit = idx[res.success]
+                robust[hit] = False
+                x_first_broken[hit] = res.x_adv[res.success]
+                broken_at[hit] = eps
+                total_queries += int(res.queries.sum())
+                infeasible += res.infeasible
+            curve_x.append(eps)
+            curve_y.append(float(robust.mean()) if n else float("nan"))
+            per_eps.append(
+                {"eps": eps, "robust_accuracy": curve_y[-1], "robust": int(robust.sum())}
+            )
+        report_progress(progress, f"{self.id} on {target.name}", len(grid), len(grid))
+
+        at_eps = broken_at > self.eps
+        k = int((correct & at_eps).sum())
+        value = k / n if n else float("nan")
+        lo, hi = stats.beta.ppf([0.025, 0.975], k + 1, n - k + 1) if n else (np.nan, np.nan)
+        passed = value >= self.min_robust_accuracy
+        p_below = float(stats.beta.cdf(self.min_robust_accuracy, k + 1, n - k + 1)) if n else 0.5
+        confidence = 1.0 - p_below if passed else p_below
+        attack = self._make_attack(self.eps)
+        severity = self.rule.severity
+        if n and value <= 0.1 * self.min_robust_accuracy:
+            severity = Severity.CRITICAL
+        evaded = int(correct.sum()) - k
+        evidence: dict[str, Any] = {
+            "eps": self.eps,
+            "eps_units": "per-feature scale (standard deviation; 1 for binary/categorical)",
+            "population": population,
+            "n_evaluated": n,
+            "clean_correct": int(correct.sum()),
+            "robust_correct": k,
+            "evaded": evaded,
+            "robust_accuracy_ci95": [float(lo), float(hi)],
+            "attack": attack.name,
+            "attack_params": attack.get_params(),
+            "queries": total_queries,
+            "infeasible_candidates_dropped": infeasible,
+            "attacker_controls": [f.name for f in data.schema.features if f.mutable],
+            "categorical": self.categorical,
+        }
+        description = (
+            f"At eps={self.eps:g} (per-feature scale units), {k} of {n} {population} "
+            f"({value:.1%}) are still classified correctly after the {attack.name} attack "
+            f"changed only attacker-controlled features; {int(correct.sum())} were before "
+            f"the attack. Policy: at least {self.min_robust_accuracy:.0%}."
+        )
+        finding = Finding.from_rule(
+            self.rule, target=target.name, check=self.id, metric="robust_accuracy",
+            value=value, threshold=self.min_robust_accuracy, confidence=confidence,
+            severity=severity, description=description, evidence=evidence,
+            location=target.source,
+        )
+        metrics: dict[str, Any] = {
+            "population": population,
+            "n_evaluated": n,
+            "clean_accuracy": curve_y[0],
+            "robust_accuracy": value,
+            "eps": self.eps,
+            "per_eps": per_eps,
+            "queries": total_queries,
+            "curves": [
+                {
+                    "id": "robust_accuracy_vs_eps",
+                    "title": "Robust accuracy vs perturbation budget",
+                    "x_label": "eps (per-feature scale units)",
+                    "y_label": "still classified correctly",
+                    "series": f"{target.name} · {attack.name}",
+                    "x": curve_x,
+                    "y": curve_y,
+                }
+            ],
+        }
+        table = self._examples_table(target, data, x, x_first_broken, broken_at)
+        if table is not None:
+            metrics["tables"] = [table]
+        return CheckResult(findings=[finding], metrics=metrics)
+
+    def _examples_table(
+        self,
+        target: Target,
+        data: Dataset,
+        x: npt.NDArray[np.float64],
+        x_adv: npt.NDArray[np.float64],
+        broken_at: npt.NDArray[np.float64],
+    ) -> dict[str, Any] | None:
+        rows = np.flatnonzero(broken_at <= self.eps)[:_MAX_EXAMPLES]
+        if rows.size == 0 or data.image_shape is not None:
+            return None
+        changed = np.any(np.abs(x[rows] - x_adv[rows]) > 1e-9, axis=0)
+        cols = np.flatnonzero(changed)
+        names = data.feature_names
+        header = ["example"]
+        scores: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        if Capability.SCORES in target.capabilities and data.positive_label is not None:
+            pos = int(target.encode_labels([data.positive_label])[0])
+            scores = (target.predict_proba(x[rows])[:, pos], target.predict_proba(x_adv[rows])[:, pos])
+            header += [f"P({data.positive_label!r}) before", "after"]
+        header += [names[j] for j in cols]
+        out_rows: list[list[Any]] = []
+        highlight: list[list[int]] = []
+        for r_i, r in enumerate(rows):
+            row: list[Any] = [f"#{r_i + 1} (eps {broken_at[r]:g})"]
+            if scores is not None:
+                row += [round(float(scores[0][r_i]), 4), round(float(scores[1][r_i]), 4)]
+            for j in cols:
+                a, b = float(x[r, j]), float(x_adv[r, j])
+                if abs(a - b) > 1e-9:
+                    highlight.append([r_i, len(row)])
+                    row.append(f"{_fmt(a)} → {_fmt(b)}")
+                else:
+                    row.append(_fmt(a))
+            out_rows.append(row)
+        return {
+            "title": f"Adversarial examples against {target.name} ({self._make_attack(self.eps).name})",
+            "columns": header,
+            "rows": out_rows,
+            "highlight": highlight,
+        }
+
+
+def _fmt(v: float) -> str:
+    v = float(v) + 0.0  # no "-0"
+    return f"{v:.0f}" if v.is_integer() else f"{v:.2f}"
+
+
+@register("check", "evasion.pgd")
+class PGDEvasionCheck(_RobustnessCheck):
+    """White-box L∞ PGD restricted to the features the attacker controls.
+
+    Parameters
+    ----------
+    eps : float
+        Policy budget, in per-feature scale units.
+    eps_grid : sequence of float
+        Budgets for the robustness curve (``eps`` is always added).
+    max_samples : int
+        Rows of the target class attacked at most.
+    min_robust_accuracy : float
+        Pass when at least this fraction stays correctly classified at ``eps``.
+    steps, restarts : int
+        PGD iterations and random restarts.
+    categorical : {"free", "fixed"}
+        Whether attacker-controlled binary/categorical features may change.
+    """
+
+    requires: ClassVar[Capability] = Capability.LABELS | Capability.GRADIENTS
+    rule: ClassVar[Rule] = RULE_WHITE_BOX
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_WHITE_BOX,)
+    summary: ClassVar[str] = "white-box PGD robustness on attacker-controlled features"
+
+    def __init__(
+        self,
+        *,
+        eps: float = 0.5,
+        eps_grid: tuple[float, ...] = _DEFAULT_GRID,
+        max_samples: int = 300,
+        min_robust_accuracy: float = 0.5,
+        steps: int = 50,
+        restarts: int = 2,
+        categorical: str = "free",
+    ) -> None:
+        self.eps = eps
+        self.eps_grid = eps_grid
+        self.max_samples = max_samples
+        self.min_robust_accuracy = min_robust_accuracy
+        self.steps = steps
+        self.restarts = restarts
+        self.categorical = categorical
+
+    def _make_attack(self, eps: float) -> EvasionAttack:
+        return PGD(eps=eps, steps=self.steps, restarts=self.restarts, categorical=self.categorical)
+
+
+@register("check", "evasion.square")
+class SquareEvasionCheck(_RobustnessCheck):
+    """Black-box Square attack (scores only) restricted to the features the attacker controls.
+
+    Parameters
+    ----------
+    eps : float
+        Policy budget, in per-feature scale units.
+    eps_grid : sequence of float
+        Budgets for the robustness curve (``eps`` is always added).
+    max_samples : int
+        Rows of the target class attacked at most.
+    min_robust_accuracy : float
+        Pass when at least this fraction stays correctly classified at ``eps``.
+    n_queries : int
+        Query budget per row and budget.
+    categorical : {"free", "fixed"}
+        Whether attacker-controlled binary/categorical features may change.
+    """
+
+    requires: ClassVar[Capability] = Capability.LABELS | Capability.SCORES
+    rule: ClassVar[Rule] = RULE_BLACK_BOX
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_BLACK_BOX,)
+    summary: ClassVar[str] = "black-box Square attack robustness on attacker-controlled features"
+
+    def __init__(
+        self,
+        *,
+        eps: float = 0.5,
+        eps_grid: tuple[float, ...] = _DEFAULT_GRID,
+        max_samples: int = 300,
+        min_robust_accuracy: float = 0.5,
+        n_queries: int = 300,
+        categorical: str = "free",
+    ) -> None:
+        self.eps = eps
+        self.eps_grid = eps_grid
+        self.max_samples = max_samples
+        self.min_robust_accuracy = min_robust_accuracy
+        self.n_queries = n_queries
+        self.categorical = categorical
+
+    def _make_attack(self, eps: float) -> EvasionAttack:
+        return SquareAttack(eps=eps, n_queries=self.n_queries, categorical=self.categorical)

@@ -1,0 +1,149 @@
+"""Square Attack (score-based random search), adapted to tabular threat models.
+
+Andriushchenko, Croce, Flammarion and Hein, "Square Attack: a query-efficient
+black-box adversarial attack via random search", ECCV 2020.
+
+Threat model: black-box, the attacker sees class scores (probabilities) only;
+untargeted; L∞ budget ``eps`` in units of each feature's scale; at most
+``n_queries`` model queries per row. Square Attack samples perturbations at the
+vertices of the L∞ ball on a random subset of coordinates (a "square" for images)
+and keeps a change only when the margin loss drops. For tabular data the subset is
+drawn over *attackable units*: one graded feature, one binary feature, or one whole
+categorical group (which then takes a random category). Because it needs neither
+gradients nor smoothness, it also works on tree ensembles, whose outputs are
+piecewise constant.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from mlwarden.data.schema import FeatureKind
+from mlwarden.evasion.base import EvasionAttack
+from mlwarden.evasion.threat_model import PerturbationSet
+from mlwarden.exceptions import InvalidParameterError
+from mlwarden.models.base import Capability, Target
+
+__all__ = ["SquareAttack"]
+
+
+def _p_selection(p_init: float, it: int, n_queries: int) -> float:
+    """Square Attack's schedule of the fraction of coordinates changed per step."""
+    it = int(it / n_queries * 10_000)
+    for cut, div in ((8000, 512), (6000, 256), (4000, 128), (2000, 64), (1000, 32),
+                     (500, 16), (200, 8), (50, 4), (10, 2)):
+        if it > cut:
+            return p_init / div
+    return p_init
+
+
+class SquareAttack(EvasionAttack):
+    """Score-based random search at the vertices of the L∞ box.
+
+    Parameters
+    ----------
+    eps : float
+        L∞ budget in feature-scale units.
+    n_queries : int
+        Query budget per row (including the initial query).
+    p_init : float
+        Initial fraction of attackable units changed per step (decays with the
+        paper's schedule).
+    categorical : {"free", "fixed"}
+        Whether mutable binary/categorical features may change.
+    """
+
+    requires: ClassVar[Capability] = Capability.LABELS | Capability.SCORES
+    name: ClassVar[str] = "Square"
+
+    def __init__(
+        self, *, eps: float = 0.3, n_queries: int = 1000, p_init: float = 0.3,
+        categorical: str = "free",
+    ) -> None:
+        self.eps = eps
+        self.n_queries = n_queries
+        self.p_init = p_init
+        self.categorical = categorical
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if not isinstance(self.n_queries, int) or isinstance(self.n_queries, bool) or (
+            self.n_queries < 1
+        ):
+            raise InvalidParameterError(
+                f"Square: n_queries must be an integer >= 1, got {self.n_queries!r}"
+            )
+        if not (isinstance(self.p_init, int | float) and 0 < self.p_init <= 1):
+            raise InvalidParameterError(f"Square: p_init must be in (0, 1], got {self.p_init!r}")
+
+    def _run(
+        self, target: Target, pset: PerturbationSet, y: npt.NDArray[np.int64],
+        rng: np.random.Generator,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        n = len(y)
+        schema = pset.schema
+        movable = pset.movable
+        graded = np.flatnonzero(movable & schema.mask(FeatureKind.CONTINUOUS, FeatureKind.INTEGER))
+        binary = np.flatnonzero(movable & schema.mask(FeatureKind.BINARY))
+        groups = [np.asarray(idx) for idx in schema.groups.values() if movable[idx].all()]
+        n_units = len(graded) + len(binary) + len(groups)
+        queries = np.zeros(n, dtype=np.int64)
+        if n == 0 or n_units == 0:
+            return pset.x0.copy(), queries
+
+        def margin(x: npt.NDArray[np.float64], ys: npt.NDArray[np.int64]) -> tuple[
+            npt.NDArray[np.float64], npt.NDArray[np.bool_]
+        ]:
+            p = target.predict_proba(x)
+            rows = np.arange(len(ys))
+            p_true = p[rows, ys]
+            other = p.copy()
+            other[rows, ys] = -np.inf
+            fooled = np.argmax(p, axis=1) != ys
+            return p_true - other.max(axis=1), fooled
+
+        # Initialise at a random vertex of the box on every graded feature.
+        x_best = pset.x0.copy()
+        vertex = np.where(rng.random((n, len(graded))) < 0.5,
+                          pset.lower[:, graded], pset.upper[:, graded])
+        x_best[:, graded] = vertex
+        x_best = pset.project(x_best)
+        best, fooled = margin(x_best, y)
+        queries += 1
+        for it in range(1, self.n_queries):
+            act = np.flatnonzero(~fooled)
+            if act.size == 0:
+                break
+            k = max(1, round(_p_selection(self.p_init, it, self.n_queries) * n_units))
+            k = min(k, n_units)
+            order = np.argsort(rng.random((act.size, n_units)), axis=1)
+            chosen = np.zeros((act.size, n_units), dtype=bool)
+            np.put_along_axis(chosen, order[:, :k], True, axis=1)
+            new = x_best[act].copy()
+            if len(graded):
+                pick = chosen[:, : len(graded)]
+                vert = np.where(rng.random(pick.shape) < 0.5,
+                                pset.lower[np.ix_(act, graded)], pset.upper[np.ix_(act, graded)])
+                new[:, graded] = np.where(pick, vert, new[:, graded])
+            if len(binary):
+                pick = chosen[:, len(graded): len(graded) + len(binary)]
+                new[:, binary] = np.where(pick, 1.0 - new[:, binary], new[:, binary])
+            for g, idx in enumerate(groups):
+                rows = np.flatnonzero(chosen[:, len(graded) + len(binary) + g])
+                if rows.size:
+                    hot = rng.integers(len(idx), size=rows.size)
+                    block = np.zeros((rows.size, len(idx)))
+                    block[np.arange(rows.size), hot] = 1.0
+                    new[np.ix_(rows, idx)] = block
+            new = pset.rows(act).project(new)
+            m, f = margin(new, y[act])
+            queries[act] += 1
+            better = (m < best[act]) | f
+            upd = act[better]
+            x_best[upd] = new[better]
+            best[upd] = m[better]
+            fooled[upd] = f[better]
+        return x_best, queries

@@ -1,0 +1,150 @@
+"""Evasion attacks against known answers on a linear model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlwarden.data import FeatureKind
+from mlwarden.evasion.fgsm import FGSM
+from mlwarden.evasion.pgd import PGD
+from mlwarden.evasion.square import SquareAttack
+from mlwarden.evasion.threat_model import PerturbationSet
+from mlwarden.exceptions import CapabilityError, InvalidParameterError
+from mlwarden.models.base import Capability
+from tests.helpers import SoftmaxTarget, linear_problem
+
+
+def exact_linear_robust(target: SoftmaxTarget, pset: PerturbationSet, y: np.ndarray) -> np.ndarray:
+    """Slow, obviously-correct reference: for a 2-class linear model the worst case puts
+    every movable feature at the end of its feasible range that favours the wrong class."""
+    w = target.W[:, 1] - target.W[:, 0]
+    b = target.b[1] - target.b[0]
+    schema = pset.schema
+    robust = np.zeros(len(y), dtype=bool)
+    for i in range(len(y)):
+        x = pset.x0[i].copy()
+        direction = -1.0 if y[i] == 1 else 1.0  # push the class-1 logit down for class 1
+        for j, f in enumerate(schema.features):
+            lo, hi = pset.lower[i, j], pset.upper[i, j]
+            if f.kind in (FeatureKind.INTEGER, FeatureKind.BINARY):
+                lo, hi = np.ceil(lo - 1e-9), np.floor(hi + 1e-9)
+            x[j] = hi if direction * w[j] > 0 else lo
+        z = x @ w + b
+        robust[i] = (z > 0) == (y[i] == 1)
+    return robust
+
+
+@pytest.fixture
+def problem():
+    target, data = linear_problem(n=300)
+    y = target.encode_labels(data.y)
+    correct = target.predict(data.X) == y
+    return target, data, data.X[correct], y[correct]
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.3, 0.6])
+def test_pgd_and_square_reach_the_exact_optimum_on_a_linear_model(problem, eps):
+    target, data, x, y = problem
+    pset = PerturbationSet.build(x, eps, data.schema)
+    truth = exact_linear_robust(target, pset, y)
+    pgd = PGD(eps=eps, steps=30).generate(target, x, y, schema=data.schema, random_state=0)
+    square = SquareAttack(eps=eps, n_queries=300).generate(
+        target, x, y, schema=data.schema, random_state=0
+    )
+    # No attack may beat the exact optimum (that would mean an infeasible example) ...
+    assert not np.any(pgd.success & truth)
+    assert not np.any(square.success & truth)
+    # ... and both must find (almost) every breakable row.
+    breakable = ~truth
+    assert breakable.sum() > 0
+    assert pgd.success[breakable].mean() >= 0.98
+    assert square.success[breakable].mean() >= 0.98
+
+
+def test_pgd_one_step_without_random_start_equals_fgsm(problem):
+    target, data, x, y = problem
+    fgsm = FGSM(eps=0.3).generate(target, x, y, schema=data.schema)
+    pgd = PGD(eps=0.3, steps=1, step_size=0.3, random_start=False).generate(
+        target, x, y, schema=data.schema
+    )
+    np.testing.assert_array_equal(fgsm.x_adv, pgd.x_adv)
+    np.testing.assert_array_equal(fgsm.success, pgd.success)
+
+
+def test_every_adversarial_row_respects_the_threat_model(problem):
+    target, data, x, y = problem
+    for attack in (PGD(eps=0.5), SquareAttack(eps=0.5, n_queries=100), FGSM(eps=0.5)):
+        res = attack.generate(target, x, y, schema=data.schema, random_state=1)
+        pset = PerturbationSet.build(x, 0.5, data.schema)
+        assert pset.contains(res.x_adv).all()
+        hist = data.schema.index("history")
+        np.testing.assert_array_equal(res.x_adv[:, hist], x[:, hist])
+        assert res.infeasible == 0
+
+
+def test_square_never_exceeds_its_query_budget(problem):
+    target, data, x, y = problem
+    q0 = target.n_queries
+    res = SquareAttack(eps=0.05, n_queries=37).generate(
+        target, x, y, schema=data.schema, random_state=0
+    )
+    assert res.queries.max() <= 37
+    # the target saw the attack's queries plus one verification query per row
+    assert target.n_queries - q0 == res.queries.sum() + len(y)
+
+
+def test_same_seed_same_result(problem):
+    target, data, x, y = problem
+    a = SquareAttack(eps=0.2, n_queries=50).generate(target, x, y, schema=data.schema, random_state=3)
+    b = SquareAttack(eps=0.2, n_queries=50).generate(target, x, y, schema=data.schema, random_state=3)
+    np.testing.assert_array_equal(a.x_adv, b.x_adv)
+
+
+def test_capabilities_are_checked_before_any_query(problem):
+    target, data, x, y = problem
+    q0 = target.n_queries
+    target.caps = Capability.LABELS | Capability.SCORES
+    with pytest.raises(CapabilityError, match="gradients"):
+        PGD(eps=0.1).generate(target, x, y, schema=data.schema)
+    target.caps = Capability.LABELS
+    with pytest.raises(CapabilityError, match="scores"):
+        SquareAttack(eps=0.1).generate(target, x, y, schema=data.schema)
+    assert target.n_queries == q0
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        PGD(eps=-1), PGD(eps=0.1, steps=0), PGD(eps=0.1, loss="hinge"), PGD(eps=float("nan")),
+        SquareAttack(eps=0.1, n_queries=0), SquareAttack(eps=0.1, p_init=2.0),
+        FGSM(eps=0.1, categorical="maybe"),
+    ],
+)
+def test_bad_parameters_fail_before_work(problem, attack):
+    target, data, x, y = problem
+    q0 = target.n_queries
+    with pytest.raises(InvalidParameterError):
+        attack.generate(target, x, y, schema=data.schema)
+    assert target.n_queries == q0
+
+
+def test_init_only_stores_parameters():
+    attack = PGD(eps=-5, steps="many")  # type: ignore[arg-type]
+    assert attack.get_params()["steps"] == "many"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    eps=st.floats(0.01, 3.0),
+    noise=st.lists(st.floats(-50, 50), min_size=5, max_size=5),
+    row=st.integers(0, 299),
+)
+def test_projection_always_lands_in_the_feasible_set(eps, noise, row):
+    _, data = linear_problem(n=300)
+    x0 = data.X[row : row + 1]
+    pset = PerturbationSet.build(x0, eps, data.schema)
+    projected = pset.project(x0 + np.array(noise))
+    assert pset.contains(projected).all()
