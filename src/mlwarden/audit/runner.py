@@ -25,12 +25,39 @@ from mlwarden.findings.report import Report
 from mlwarden.findings.taxonomy import ThreatFamily
 from mlwarden.models.base import Target
 
-__all__ = ["audit", "available_checks", "resolve_checks"]
+__all__ = ["audit", "available_checks", "expand_checks", "resolve_checks"]
 
 
 def available_checks(family: str | None = None) -> list[str]:
     """Registered check names, optionally of one threat family."""
     return _registry.available("check", family=family)
+
+
+def expand_checks(checks: Iterable[str] | str | None) -> list[str]:
+    """Expand check names and family names (``"evasion"``) into registered check names.
+
+    ``None`` selects every registered check; a string may be comma-separated.
+    """
+    if checks is None:
+        return available_checks()
+    items = [c.strip() for c in checks.split(",")] if isinstance(checks, str) else list(checks)
+    families = {f.value for f in ThreatFamily}
+    out: list[str] = []
+    for item in filter(None, items):
+        if item in families:
+            expanded = available_checks(item)
+            if not expanded:
+                raise InvalidParameterError(
+                    f"no checks are available yet for the {item!r} family; "
+                    f"available: {', '.join(available_checks())}"
+                )
+        else:
+            _registry.get("check", item)  # raises with the list of valid names
+            expanded = [item]
+        out.extend(n for n in expanded if n not in out)
+    if not out:
+        raise InvalidParameterError("no checks selected")
+    return out
 
 
 def resolve_checks(
@@ -47,29 +74,15 @@ def resolve_checks(
         ``{"evasion.pgd": {"eps": 0.25}}``: keyword parameters per check name.
     """
     params = dict(params or {})
-    if checks is None:
-        names: list[str | Check] = list(available_checks())
-    elif isinstance(checks, str):
-        names = [c.strip() for c in checks.split(",") if c.strip()]
-    else:
-        names = list(checks)
-    families = {f.value for f in ThreatFamily}
+    items = [checks] if isinstance(checks, str) or checks is None else list(checks)
     out: list[Check] = []
-    seen: set[str] = set()
-    for item in names:
+    for item in items:
         if isinstance(item, Check):
             out.append(item)
             continue
-        expanded = available_checks(item) if item in families else [item]
-        if item in families and not expanded:
-            raise InvalidParameterError(
-                f"no checks are available yet for the {item!r} family; "
-                f"available: {', '.join(available_checks())}"
-            )
-        for name in expanded:
-            if name in seen:
+        for name in expand_checks(item):
+            if any(c.id == name for c in out):
                 continue
-            seen.add(name)
             out.append(_registry.create("check", name, **dict(params.pop(name, {}))))
     if params:
         raise InvalidParameterError(

@@ -1,0 +1,87 @@
+"""Every registered check × the same rulebook (scikit-learn's estimator checks, for audits)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlwarden import _registry
+from mlwarden.audit.runner import audit
+from mlwarden.exceptions import CapabilityError, InvalidParameterError
+from mlwarden.findings.taxonomy import RULES
+from mlwarden.models.base import Capability
+from tests.helpers import linear_problem
+
+CHECKS = _registry.available("check")
+
+
+def _fast(name: str) -> dict[str, object]:
+    """Small budgets so that each contract run takes a fraction of a second."""
+    accepted = _registry.get("check", name)._param_names()
+    small = {"max_samples": 25, "steps": 5, "n_queries": 20, "eps_grid": (0.2,)}
+    return {k: v for k, v in small.items() if k in accepted}
+
+
+def test_there_are_checks_and_every_family_package_registers():
+    assert "evasion.pgd" in CHECKS
+    assert "evasion.square" in CHECKS
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_init_only_stores_parameters(name):
+    cls = _registry.get("check", name)
+    params = {p: object() for p in cls._param_names()}
+    check = cls(**params)  # nonsense values: __init__ must not validate
+    assert check.get_params() == params
+    assert check.id == name
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_same_seed_gives_the_same_report(name):
+    target, data = linear_problem(n=200)
+    kwargs = {"checks": [name], "check_params": {name: _fast(name)}}
+    a = audit(target, data, random_state=7, **kwargs).to_dict(include_timing=False)
+    b = audit(target, data, random_state=7, **kwargs).to_dict(include_timing=False)
+    assert a == b
+    assert a["findings"], "a check that runs must report at least one finding"
+    assert a["provenance"]["seed"] == 7
+    assert "numpy" in a["provenance"]["versions"]
+    assert a["params"][name]
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_missing_capability_raises_before_work_and_is_skipped_by_the_runner(name):
+    cls = _registry.get("check", name)
+    target, data = linear_problem(n=100)
+    target.caps = Capability.NONE
+    check = cls(**_fast(name))
+    with pytest.raises(CapabilityError):
+        check.validate(target, data)
+    report = audit(target, data, checks=[check])
+    assert not report.findings
+    assert [s["check"] for s in report.skipped] == [name]
+    assert target.n_queries == 0
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_bad_numeric_parameters_raise_before_any_query(name):
+    cls = _registry.get("check", name)
+    target, data = linear_problem(n=100)
+    defaults = cls().get_params()
+    numeric = [k for k, v in defaults.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    assert numeric, "checks expose numeric parameters (budgets, thresholds)"
+    for key in numeric:
+        check = cls(**{**_fast(name), key: math.nan})
+        with pytest.raises(InvalidParameterError, match=key):
+            audit(target, data, checks=[check])
+    assert target.n_queries == 0
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_rules_are_registered_with_taxonomy_ids(name):
+    cls = _registry.get("check", name)
+    assert cls.rules
+    for rule in cls.rules:
+        assert RULES[rule.id] is rule
+        assert rule.atlas and rule.owasp
