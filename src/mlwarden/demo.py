@@ -91,13 +91,20 @@ def run_demo(
         mlp_classifier(train.X, n_classes=2), train.X, y_train, epochs=15, seed=random_state
     )
     save_torchscript(
-        mlp, files["mlp"], classes=[0, 1], lower=data.schema.lower, upper=data.schema.upper,
+        mlp,
+        files["mlp"],
+        classes=[0, 1],
+        lower=data.schema.lower,
+        upper=data.schema.upper,
         feature_names=data.feature_names,
     )
     report_progress(progress, "demo", 3, steps)
 
     # Audit the saved files, exactly as `mlwarden audit --model ...` would.
-    targets = [load_model(files["hgb"], name="fraud-hgb"), load_model(files["mlp"], name="fraud-mlp")]
+    targets = [
+        load_model(files["hgb"], name="fraud-hgb"),
+        load_model(files["mlp"], name="fraud-mlp"),
+    ]
     notes = [f"Fraud data: {data.n_samples} transactions, {int(np.sum(data.labels == 1))} frauds."]
     y_test = np.asarray(test.labels)
     for t in targets:
@@ -109,10 +116,12 @@ def run_demo(
         )
     report_progress(progress, "demo", 4, steps)
     report = audit(
-        targets, test, checks=None, random_state=random_state, progress=progress,
+        targets,
+        test,
+        checks=None,
+        random_state=random_state,
+        progress=progress,
         title="mlwarden demo: card-fraud models",
     )
     report_progress(progress, "demo", steps, steps)
     return DemoResult(report=report, files=files, notes=notes)
-
-

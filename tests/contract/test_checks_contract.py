@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from tests.helpers import linear_problem
 
 from mlwarden import _registry
 from mlwarden.audit.runner import audit
 from mlwarden.exceptions import CapabilityError, InvalidParameterError
 from mlwarden.findings.taxonomy import RULES
 from mlwarden.models.base import Capability
-from tests.helpers import linear_problem
 
 CHECKS = _registry.available("check")
 
@@ -69,7 +69,9 @@ def test_bad_numeric_parameters_raise_before_any_query(name):
     cls = _registry.get("check", name)
     target, data = linear_problem(n=100)
     defaults = cls().get_params()
-    numeric = [k for k, v in defaults.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    numeric = [
+        k for k, v in defaults.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
     assert numeric, "checks expose numeric parameters (budgets, thresholds)"
     for key in numeric:
         check = cls(**{**_fast(name), key: math.nan})

@@ -184,13 +184,19 @@ def audit(
         q0 = target.n_queries
         try:
             result = check.run(
-                target, data, random_state=_seed_for(int(random_state), target.name, check.id),
+                target,
+                data,
+                random_state=_seed_for(int(random_state), target.name, check.id),
                 progress=progress,
             )
-        except Exception as exc:  # noqa: BLE001 - a crashing check must not hide the others
+        except Exception as exc:
             report.errors.append(
-                {"check": check.id, "target": target.name, "error": type(exc).__name__,
-                 "message": str(exc) or repr(exc)}
+                {
+                    "check": check.id,
+                    "target": target.name,
+                    "error": type(exc).__name__,
+                    "message": str(exc) or repr(exc),
+                }
             )
         else:
             report.findings.extend(result.findings)

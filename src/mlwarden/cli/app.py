@@ -85,8 +85,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
 
@@ -138,7 +142,9 @@ def audit(
     ],
     data: Annotated[
         str,
-        typer.Option("--data", "-d", help="CSV/Parquet file, or builtin:fraud|breast_cancer|digits."),
+        typer.Option(
+            "--data", "-d", help="CSV/Parquet file, or builtin:fraud|breast_cancer|digits."
+        ),
     ],
     label: Annotated[
         str | None, typer.Option("--label", "-l", help="Label column of a CSV/Parquet file.")
@@ -219,7 +225,9 @@ def demo(
     n_samples: Annotated[
         int, typer.Option("--n-samples", help="Transactions to generate.")
     ] = 20_000,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the report path.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the report path.")
+    ] = False,
 ) -> None:
     """Train two card-fraud models (HistGradientBoosting, torch MLP) and audit them."""
     with _friendly_errors():
@@ -252,8 +260,11 @@ def list_checks() -> None:
         for name in _registry.available("check"):
             cls: Any = _registry.get("check", name)
             table.add_row(
-                name, cls.family.value, ", ".join(cls.requires.names()),
-                ", ".join(r.id for r in cls.rules), cls.summary,
+                name,
+                cls.family.value,
+                ", ".join(cls.requires.names()),
+                ", ".join(r.id for r in cls.rules),
+                cls.summary,
             )
         out.print(table)
 

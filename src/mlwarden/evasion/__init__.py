@@ -1,0 +1,9 @@
+"""Evasion: adversarial-example attacks under a feasible threat model, and their checks."""
+
+from mlwarden.evasion.base import AttackResult, EvasionAttack
+from mlwarden.evasion.fgsm import FGSM
+from mlwarden.evasion.pgd import PGD
+from mlwarden.evasion.square import SquareAttack
+from mlwarden.evasion.threat_model import PerturbationSet
+
+__all__ = ["FGSM", "PGD", "AttackResult", "EvasionAttack", "PerturbationSet", "SquareAttack"]

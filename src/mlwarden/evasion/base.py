@@ -130,7 +130,10 @@ class EvasionAttack(ABC):
 
     @abstractmethod
     def _run(
-        self, target: Target, pset: PerturbationSet, y: npt.NDArray[np.int64],
+        self,
+        target: Target,
+        pset: PerturbationSet,
+        y: npt.NDArray[np.int64],
         rng: np.random.Generator,
     ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
         """Return feasible adversarial rows and queries spent per row."""

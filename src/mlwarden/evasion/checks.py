@@ -82,13 +82,16 @@ class _RobustnessCheck(Check):
 
     family: ClassVar[ThreatFamily] = ThreatFamily.EVASION
     rule: ClassVar[Rule]
+    attack_label: ClassVar[str] = ""
+    """Name of the attack cascade for reports, e.g. ``PGD (CE + margin)``."""
     eps: float
     eps_grid: tuple[float, ...]
     max_samples: int
     min_robust_accuracy: float
     categorical: str
 
-    def _make_attack(self, eps: float) -> EvasionAttack:
+    def _make_attacks(self, eps: float) -> list[EvasionAttack]:
+        """The cascade run at budget ``eps``: each attack gets the rows still standing."""
         raise NotImplementedError
 
     # ------------------------------------------------------------- validation
@@ -118,7 +121,8 @@ class _RobustnessCheck(Check):
             raise InvalidParameterError(
                 f"{self.id}: categorical must be 'free' or 'fixed', got {self.categorical!r}"
             )
-        self._make_attack(self.eps)._validate_params()
+        for attack in self._make_attacks(self.eps):
+            attack._validate_params()
 
     def validate(self, target: Target, data: Dataset) -> None:
         self._validate_params()
@@ -159,9 +163,10 @@ class _RobustnessCheck(Check):
         infeasible = 0
         for step, eps in enumerate(grid):
             report_progress(progress, f"{self.id} on {target.name}", step, len(grid))
-            idx = np.flatnonzero(robust)
-            if idx.size:
-                attack = self._make_attack(eps)
+            for attack in self._make_attacks(eps):
+                idx = np.flatnonzero(robust)
+                if idx.size == 0:
+                    break
                 res = attack.generate(target, x[idx], y[idx], schema=data.schema, random_state=rng)
                 hit = idx[res.success]
                 robust[hit] = False
@@ -179,11 +184,15 @@ class _RobustnessCheck(Check):
         at_eps = broken_at > self.eps
         k = int((correct & at_eps).sum())
         value = k / n if n else float("nan")
-        lo, hi = stats.beta.ppf([0.025, 0.975], k + 1, n - k + 1) if n else (np.nan, np.nan)
+        if n:
+            interval = np.asarray(stats.beta.ppf([0.025, 0.975], k + 1, n - k + 1))
+            lo, hi = float(interval[0]), float(interval[1])
+        else:
+            lo, hi = float("nan"), float("nan")
         passed = value >= self.min_robust_accuracy
         p_below = float(stats.beta.cdf(self.min_robust_accuracy, k + 1, n - k + 1)) if n else 0.5
         confidence = 1.0 - p_below if passed else p_below
-        attack = self._make_attack(self.eps)
+        attacks = self._make_attacks(self.eps)
         severity = self.rule.severity
         if n and value <= 0.1 * self.min_robust_accuracy:
             severity = Severity.CRITICAL
@@ -197,8 +206,8 @@ class _RobustnessCheck(Check):
             "robust_correct": k,
             "evaded": evaded,
             "robust_accuracy_ci95": [float(lo), float(hi)],
-            "attack": attack.name,
-            "attack_params": attack.get_params(),
+            "attack": self.attack_label,
+            "attack_params": [a.get_params() for a in attacks],
             "queries": total_queries,
             "infeasible_candidates_dropped": infeasible,
             "attacker_controls": [f.name for f in data.schema.features if f.mutable],
@@ -206,14 +215,21 @@ class _RobustnessCheck(Check):
         }
         description = (
             f"At eps={self.eps:g} (per-feature scale units), {k} of {n} {population} "
-            f"({value:.1%}) are still classified correctly after the {attack.name} attack "
+            f"({value:.1%}) are still classified correctly after the {self.attack_label} attack "
             f"changed only attacker-controlled features; {int(correct.sum())} were before "
             f"the attack. Policy: at least {self.min_robust_accuracy:.0%}."
         )
         finding = Finding.from_rule(
-            self.rule, target=target.name, check=self.id, metric="robust_accuracy",
-            value=value, threshold=self.min_robust_accuracy, confidence=confidence,
-            severity=severity, description=description, evidence=evidence,
+            self.rule,
+            target=target.name,
+            check=self.id,
+            metric="robust_accuracy",
+            value=value,
+            threshold=self.min_robust_accuracy,
+            confidence=confidence,
+            severity=severity,
+            description=description,
+            evidence=evidence,
             location=target.source,
         )
         metrics: dict[str, Any] = {
@@ -230,7 +246,7 @@ class _RobustnessCheck(Check):
                     "title": "Robust accuracy vs perturbation budget",
                     "x_label": "eps (per-feature scale units)",
                     "y_label": "still classified correctly",
-                    "series": f"{target.name} · {attack.name}",
+                    "series": f"{target.name} · {self.attack_label}",
                     "x": curve_x,
                     "y": curve_y,
                 }
@@ -259,7 +275,10 @@ class _RobustnessCheck(Check):
         scores: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
         if Capability.SCORES in target.capabilities and data.positive_label is not None:
             pos = int(target.encode_labels([data.positive_label])[0])
-            scores = (target.predict_proba(x[rows])[:, pos], target.predict_proba(x_adv[rows])[:, pos])
+            scores = (
+                target.predict_proba(x[rows])[:, pos],
+                target.predict_proba(x_adv[rows])[:, pos],
+            )
             header += [f"P({data.positive_label!r}) before", "after"]
         header += [names[j] for j in cols]
         out_rows: list[list[Any]] = []
@@ -277,7 +296,7 @@ class _RobustnessCheck(Check):
                     row.append(_fmt(a))
             out_rows.append(row)
         return {
-            "title": f"Adversarial examples against {target.name} ({self._make_attack(self.eps).name})",
+            "title": f"Adversarial examples against {target.name} ({self.attack_label})",
             "columns": header,
             "rows": out_rows,
             "highlight": highlight,
@@ -333,8 +352,21 @@ class PGDEvasionCheck(_RobustnessCheck):
         self.restarts = restarts
         self.categorical = categorical
 
-    def _make_attack(self, eps: float) -> EvasionAttack:
-        return PGD(eps=eps, steps=self.steps, restarts=self.restarts, categorical=self.categorical)
+    attack_label: ClassVar[str] = "PGD (CE + margin)"
+
+    def _make_attacks(self, eps: float) -> list[EvasionAttack]:
+        # Cross-entropy first, then the logit margin on what survives: the margin loss
+        # does not saturate where a confident softmax flattens the CE gradient.
+        return [
+            PGD(
+                eps=eps,
+                steps=self.steps,
+                restarts=self.restarts,
+                loss=loss,
+                categorical=self.categorical,
+            )
+            for loss in ("ce", "margin")
+        ]
 
 
 @register("check", "evasion.square")
@@ -379,5 +411,7 @@ class SquareEvasionCheck(_RobustnessCheck):
         self.n_queries = n_queries
         self.categorical = categorical
 
-    def _make_attack(self, eps: float) -> EvasionAttack:
-        return SquareAttack(eps=eps, n_queries=self.n_queries, categorical=self.categorical)
+    attack_label: ClassVar[str] = "Square"
+
+    def _make_attacks(self, eps: float) -> list[EvasionAttack]:
+        return [SquareAttack(eps=eps, n_queries=self.n_queries, categorical=self.categorical)]

@@ -51,7 +51,10 @@ class FGSM(EvasionAttack):
             raise InvalidParameterError(f"FGSM: loss must be 'ce' or 'margin', got {self.loss!r}")
 
     def _run(
-        self, target: Target, pset: PerturbationSet, y: npt.NDArray[np.int64],
+        self,
+        target: Target,
+        pset: PerturbationSet,
+        y: npt.NDArray[np.int64],
         rng: np.random.Generator,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         _, grad = target.loss_gradient(pset.x0, y, loss=self.loss)

@@ -91,7 +91,10 @@ class PGD(EvasionAttack):
             raise InvalidParameterError(f"PGD: loss must be 'ce' or 'margin', got {self.loss!r}")
 
     def _run(
-        self, target: Target, pset: PerturbationSet, y: npt.NDArray[np.int64],
+        self,
+        target: Target,
+        pset: PerturbationSet,
+        y: npt.NDArray[np.int64],
         rng: np.random.Generator,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         n = len(y)
@@ -108,10 +111,7 @@ class PGD(EvasionAttack):
             if rows.size == 0:
                 break
             sub = pset.rows(rows)
-            if self.random_start:
-                x = rng.uniform(sub.lower, sub.upper)
-            else:
-                x = sub.x0.copy()
+            x = rng.uniform(sub.lower, sub.upper) if self.random_start else sub.x0.copy()
             ys = y[rows]
             for _ in range(self.steps):
                 _, grad = target.loss_gradient(x, ys, loss=self.loss)
@@ -128,4 +128,3 @@ class PGD(EvasionAttack):
                     if rows.size == 0:
                         break
         return x_adv, queries
-

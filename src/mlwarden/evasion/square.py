@@ -33,8 +33,17 @@ __all__ = ["SquareAttack"]
 def _p_selection(p_init: float, it: int, n_queries: int) -> float:
     """Square Attack's schedule of the fraction of coordinates changed per step."""
     it = int(it / n_queries * 10_000)
-    for cut, div in ((8000, 512), (6000, 256), (4000, 128), (2000, 64), (1000, 32),
-                     (500, 16), (200, 8), (50, 4), (10, 2)):
+    for cut, div in (
+        (8000, 512),
+        (6000, 256),
+        (4000, 128),
+        (2000, 64),
+        (1000, 32),
+        (500, 16),
+        (200, 8),
+        (50, 4),
+        (10, 2),
+    ):
         if it > cut:
             return p_init / div
     return p_init
@@ -60,7 +69,11 @@ class SquareAttack(EvasionAttack):
     name: ClassVar[str] = "Square"
 
     def __init__(
-        self, *, eps: float = 0.3, n_queries: int = 1000, p_init: float = 0.3,
+        self,
+        *,
+        eps: float = 0.3,
+        n_queries: int = 1000,
+        p_init: float = 0.3,
         categorical: str = "free",
     ) -> None:
         self.eps = eps
@@ -70,8 +83,10 @@ class SquareAttack(EvasionAttack):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not isinstance(self.n_queries, int) or isinstance(self.n_queries, bool) or (
-            self.n_queries < 1
+        if (
+            not isinstance(self.n_queries, int)
+            or isinstance(self.n_queries, bool)
+            or (self.n_queries < 1)
         ):
             raise InvalidParameterError(
                 f"Square: n_queries must be an integer >= 1, got {self.n_queries!r}"
@@ -80,7 +95,10 @@ class SquareAttack(EvasionAttack):
             raise InvalidParameterError(f"Square: p_init must be in (0, 1], got {self.p_init!r}")
 
     def _run(
-        self, target: Target, pset: PerturbationSet, y: npt.NDArray[np.int64],
+        self,
+        target: Target,
+        pset: PerturbationSet,
+        y: npt.NDArray[np.int64],
         rng: np.random.Generator,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
         n = len(y)
@@ -94,9 +112,9 @@ class SquareAttack(EvasionAttack):
         if n == 0 or n_units == 0:
             return pset.x0.copy(), queries
 
-        def margin(x: npt.NDArray[np.float64], ys: npt.NDArray[np.int64]) -> tuple[
-            npt.NDArray[np.float64], npt.NDArray[np.bool_]
-        ]:
+        def margin(
+            x: npt.NDArray[np.float64], ys: npt.NDArray[np.int64]
+        ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
             p = target.predict_proba(x)
             rows = np.arange(len(ys))
             p_true = p[rows, ys]
@@ -107,8 +125,9 @@ class SquareAttack(EvasionAttack):
 
         # Initialise at a random vertex of the box on every graded feature.
         x_best = pset.x0.copy()
-        vertex = np.where(rng.random((n, len(graded))) < 0.5,
-                          pset.lower[:, graded], pset.upper[:, graded])
+        vertex = np.where(
+            rng.random((n, len(graded))) < 0.5, pset.lower[:, graded], pset.upper[:, graded]
+        )
         x_best[:, graded] = vertex
         x_best = pset.project(x_best)
         best, fooled = margin(x_best, y)
@@ -125,11 +144,14 @@ class SquareAttack(EvasionAttack):
             new = x_best[act].copy()
             if len(graded):
                 pick = chosen[:, : len(graded)]
-                vert = np.where(rng.random(pick.shape) < 0.5,
-                                pset.lower[np.ix_(act, graded)], pset.upper[np.ix_(act, graded)])
+                vert = np.where(
+                    rng.random(pick.shape) < 0.5,
+                    pset.lower[np.ix_(act, graded)],
+                    pset.upper[np.ix_(act, graded)],
+                )
                 new[:, graded] = np.where(pick, vert, new[:, graded])
             if len(binary):
-                pick = chosen[:, len(graded): len(graded) + len(binary)]
+                pick = chosen[:, len(graded) : len(graded) + len(binary)]
                 new[:, binary] = np.where(pick, 1.0 - new[:, binary], new[:, binary])
             for g, idx in enumerate(groups):
                 rows = np.flatnonzero(chosen[:, len(graded) + len(binary) + g])

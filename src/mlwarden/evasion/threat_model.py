@@ -41,8 +41,12 @@ def default_schema(target: Target) -> FeatureSchema:
     return FeatureSchema(
         tuple(
             Feature(name=n, lower=float(lo), upper=float(hi))
-            for n, lo, hi in zip(names, np.broadcast_to(lower, spec.n_features),
-                                 np.broadcast_to(upper, spec.n_features), strict=True)
+            for n, lo, hi in zip(
+                names,
+                np.broadcast_to(lower, spec.n_features),
+                np.broadcast_to(upper, spec.n_features),
+                strict=True,
+            )
         )
     )
 
@@ -120,8 +124,11 @@ class PerturbationSet:
         """The perturbation set restricted to some rows."""
         idx = np.asarray(index)
         return PerturbationSet(
-            x0=self.x0[idx], lower=self.lower[idx], upper=self.upper[idx],
-            step_unit=self.step_unit, schema=self.schema,
+            x0=self.x0[idx],
+            lower=self.lower[idx],
+            upper=self.upper[idx],
+            step_unit=self.step_unit,
+            schema=self.schema,
         )
 
     @property
@@ -139,7 +146,8 @@ class PerturbationSet:
         ints = self.schema.mask(FeatureKind.INTEGER)
         if ints.any():
             xs[:, ints] = np.clip(
-                xs[:, ints], np.ceil(self.lower[:, ints] - 1e-9),
+                xs[:, ints],
+                np.ceil(self.lower[:, ints] - 1e-9),
                 np.floor(self.upper[:, ints] + 1e-9),
             )
         return xs

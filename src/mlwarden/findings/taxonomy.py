@@ -113,7 +113,7 @@ def atlas_techniques() -> dict[str, AtlasTechnique]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        parts = (line.split("\t") + ["", "", "", ""])[:4]
+        parts = [*line.split("\t"), "", "", ""][:4]
         out[parts[0]] = AtlasTechnique(*(p.strip() for p in parts))
     return out
 

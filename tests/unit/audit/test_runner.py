@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from tests.helpers import SoftmaxTarget, linear_problem
 
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.audit.runner import audit, expand_checks, resolve_checks
@@ -13,7 +14,6 @@ from mlwarden.data import Dataset
 from mlwarden.exceptions import DataError, IncompatibleModelError, InvalidParameterError
 from mlwarden.findings.taxonomy import Severity, ThreatFamily
 from mlwarden.models.base import Capability
-from tests.helpers import SoftmaxTarget, linear_problem
 
 
 class Boom(Check):
@@ -53,8 +53,12 @@ def test_a_crashing_check_is_an_error_not_a_pass_and_others_still_run():
 def test_targets_without_the_capability_are_skipped_with_a_reason():
     target, data = linear_problem(n=100)
     target.caps = Capability.LABELS | Capability.SCORES
-    report = audit(target, data, checks="evasion", check_params={
-        "evasion.square": {"max_samples": 10, "n_queries": 10, "eps_grid": (0.2,)}})
+    report = audit(
+        target,
+        data,
+        checks="evasion",
+        check_params={"evasion.square": {"max_samples": 10, "n_queries": 10, "eps_grid": (0.2,)}},
+    )
     assert [s["check"] for s in report.skipped] == ["evasion.pgd"]
     assert "gradients" in report.skipped[0]["reason"]
     assert [f.check for f in report.findings] == ["evasion.square"]
@@ -76,8 +80,10 @@ def test_model_and_data_that_do_not_fit_fail_before_any_work():
 
 def test_seeds_do_not_depend_on_the_order_of_checks():
     target, data = linear_problem(n=150)
-    params = {"evasion.pgd": {"max_samples": 30, "steps": 5},
-              "evasion.square": {"max_samples": 30, "n_queries": 30}}
+    params = {
+        "evasion.pgd": {"max_samples": 30, "steps": 5},
+        "evasion.square": {"max_samples": 30, "n_queries": 30},
+    }
     a = audit(target, data, checks="evasion.pgd,evasion.square", check_params=params)
     b = audit(target, data, checks="evasion.square,evasion.pgd", check_params=params)
     key = lambda f: f.check  # noqa: E731
@@ -86,8 +92,12 @@ def test_seeds_do_not_depend_on_the_order_of_checks():
 
 def test_exit_code_follows_fail_on():
     target, data = linear_problem(n=150)
-    report = audit(target, data, checks="evasion.pgd",
-                   check_params={"evasion.pgd": {"max_samples": 40, "min_robust_accuracy": 0.99}})
+    report = audit(
+        target,
+        data,
+        checks="evasion.pgd",
+        check_params={"evasion.pgd": {"max_samples": 40, "min_robust_accuracy": 0.99}},
+    )
     assert report.findings[0].passed is False
     assert report.exit_code("high") == 1
     assert report.exit_code(Severity.CRITICAL) == (

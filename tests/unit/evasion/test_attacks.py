@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.helpers import SoftmaxTarget, linear_problem
 
 from mlwarden.data import FeatureKind
 from mlwarden.evasion.fgsm import FGSM
@@ -14,7 +15,6 @@ from mlwarden.evasion.square import SquareAttack
 from mlwarden.evasion.threat_model import PerturbationSet
 from mlwarden.exceptions import CapabilityError, InvalidParameterError
 from mlwarden.models.base import Capability
-from tests.helpers import SoftmaxTarget, linear_problem
 
 
 def exact_linear_robust(target: SoftmaxTarget, pset: PerturbationSet, y: np.ndarray) -> np.ndarray:
@@ -98,8 +98,12 @@ def test_square_never_exceeds_its_query_budget(problem):
 
 def test_same_seed_same_result(problem):
     target, data, x, y = problem
-    a = SquareAttack(eps=0.2, n_queries=50).generate(target, x, y, schema=data.schema, random_state=3)
-    b = SquareAttack(eps=0.2, n_queries=50).generate(target, x, y, schema=data.schema, random_state=3)
+    a = SquareAttack(eps=0.2, n_queries=50).generate(
+        target, x, y, schema=data.schema, random_state=3
+    )
+    b = SquareAttack(eps=0.2, n_queries=50).generate(
+        target, x, y, schema=data.schema, random_state=3
+    )
     np.testing.assert_array_equal(a.x_adv, b.x_adv)
 
 
@@ -118,8 +122,12 @@ def test_capabilities_are_checked_before_any_query(problem):
 @pytest.mark.parametrize(
     "attack",
     [
-        PGD(eps=-1), PGD(eps=0.1, steps=0), PGD(eps=0.1, loss="hinge"), PGD(eps=float("nan")),
-        SquareAttack(eps=0.1, n_queries=0), SquareAttack(eps=0.1, p_init=2.0),
+        PGD(eps=-1),
+        PGD(eps=0.1, steps=0),
+        PGD(eps=0.1, loss="hinge"),
+        PGD(eps=float("nan")),
+        SquareAttack(eps=0.1, n_queries=0),
+        SquareAttack(eps=0.1, p_init=2.0),
         FGSM(eps=0.1, categorical="maybe"),
     ],
 )

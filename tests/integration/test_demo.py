@@ -1,0 +1,67 @@
+"""`mlwarden demo` end to end, as a user runs it (a subprocess), with every output validated."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mlwarden.findings.render.json import load_report_schema
+
+SARIF_SCHEMA = Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json"
+
+
+@pytest.mark.slow
+def test_demo_trains_saves_audits_and_reports(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlwarden", "demo", "--out", str(out), "--n-samples", "6000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Report: {out / 'report.html'}" in proc.stdout
+    for rel in (
+        "models/fraud_hgb.skops",
+        "models/fraud_mlp.pt",
+        "data/fraud_test.csv",
+        "data/fraud.schema.json",
+        "report.json",
+        "report.html",
+        "report.sarif",
+        "junit.xml",
+    ):
+        assert (out / rel).stat().st_size > 0, rel
+
+    report = json.loads((out / "report.json").read_text())
+    jsonschema.validate(report, load_report_schema())
+    sarif = json.loads((out / "report.sarif").read_text())
+    jsonschema.Draft7Validator(json.loads(SARIF_SCHEMA.read_text())).validate(sarif)
+
+    # Both models audited; the torch MLP by PGD and Square, the trees by Square only.
+    checks = {(f["target"], f["check"]) for f in report["findings"]}
+    assert checks == {
+        ("fraud-hgb", "evasion.square"),
+        ("fraud-mlp", "evasion.pgd"),
+        ("fraud-mlp", "evasion.square"),
+    }
+    assert report["skipped"] == [
+        {"check": "evasion.pgd", "target": "fraud-hgb", "reason": report["skipped"][0]["reason"]}
+    ]
+    assert report["errors"] == []
+    for target in report["targets"]:
+        assert len(target["sha256"]) == 64
+    mlp = report["metrics"]["fraud-mlp"]["evasion.pgd"]
+    assert mlp["clean_accuracy"] > 0.5  # the model catches most frauds before the attack
+    curve = mlp["curves"][0]["y"]
+    assert all(a >= b for a, b in itertools.pairwise(curve))  # monotone in eps
+
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "MLW-EVA-001" in html and "fraud-hgb" in html
