@@ -177,7 +177,7 @@ class Report:
             "summary": self.summary(),
             "targets": _jsonable(self.targets),
             "data": _jsonable(self.data),
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": _jsonable([f.to_dict() for f in self.findings]),
             "metrics": _jsonable(self.metrics),
             "errors": list(self.errors),
             "skipped": list(self.skipped),

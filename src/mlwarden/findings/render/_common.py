@@ -24,8 +24,8 @@ from mlwarden.findings.taxonomy import (
 
 __all__ = [
     "INFORMATION_URI",
-    "PathLike",
     "SEVERITIES_DESC",
+    "PathLike",
     "Verdict",
     "atlas_link",
     "comparison",
@@ -34,6 +34,7 @@ __all__ = [
     "iter_metric_lists",
     "metric_text",
     "owasp_link",
+    "plain",
     "plural",
     "rule_help_uri",
     "sorted_findings",
@@ -73,10 +74,8 @@ def fmt_number(value: float | int | None) -> str:
 
 def comparison(finding: Finding, *, ascii_only: bool = False) -> str:
     """The policy as text, e.g. ``">= 0.8"``."""
-    if finding.higher_is_better:
-        op = ">=" if ascii_only else "≥"
-    else:
-        op = "<=" if ascii_only else "≤"
+    ops = (">=", "<=") if ascii_only else ("≥", "≤")
+    op = ops[0] if finding.higher_is_better else ops[1]
     return f"{op} {fmt_number(finding.threshold)}"
 
 
@@ -132,12 +131,12 @@ def verdict(report: Report) -> Verdict:
 
 
 def incomplete_text(report: Report) -> str | None:
-    """A warning when checks raised, ``None`` when every check ran."""
+    """Why the audit is incomplete (to follow an "Audit incomplete" label), or ``None``."""
     if not report.errors:
         return None
     n = len(report.errors)
     return (
-        f"Audit incomplete: {plural(n, 'check')} could not run. "
+        f"{plural(n, 'check')} could not run. "
         "Passing results say nothing about what these checks would have found."
     )
 
@@ -149,9 +148,17 @@ def rule_help_uri(rule_id: str) -> str:
 
 
 def atlas_link(technique_id: str) -> tuple[str, str, str]:
-    """``(id, name, url)`` of a MITRE ATLAS technique; name is empty when unknown."""
-    tech = atlas_techniques().get(technique_id)
-    return technique_id, tech.name if tech else "", ATLAS_URL + technique_id
+    """``(id, name, url)`` of a MITRE ATLAS technique; name is empty when unknown.
+
+    A sub-technique is named after its parent too: ``"AI Supply Chain Compromise: Model"``.
+    """
+    table = atlas_techniques()
+    tech = table.get(technique_id)
+    if tech is None:
+        return technique_id, "", ATLAS_URL + technique_id
+    parent = table.get(tech.parent) if tech.parent else None
+    name = f"{parent.name}: {tech.name}" if parent else tech.name
+    return technique_id, name, ATLAS_URL + technique_id
 
 
 def owasp_link(owasp_id: str) -> tuple[str, str, str]:
@@ -181,6 +188,24 @@ def iter_metric_lists(report: Report, key: str) -> Iterator[tuple[str, str, dict
             for item in items:
                 if isinstance(item, dict):
                     yield target, check, item
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` as plain JSON values: numpy scalars and arrays unwrapped, NaN/inf as ``None``.
+
+    Anything else that JSON cannot hold becomes its ``str``.
+    """
+    if obj is None or isinstance(obj, str | bool | int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return plain(obj.tolist())
+    return str(obj)
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
