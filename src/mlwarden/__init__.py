@@ -1,7 +1,20 @@
-"""mlwarden: attack, defend and guard machine-learning systems."""
+"""mlwarden: attack, defend and guard machine-learning systems.
+
+The curated public API::
+
+    import mlwarden
+    target = mlwarden.target(model)                 # wrap sklearn / torch / ONNX / callable / file
+    report = mlwarden.audit(target, data, checks="evasion")
+    report.findings, report.errors, report.skipped  # kept apart: "no finding" never hides "could not check"
+
+Heavy frameworks (torch, onnxruntime) are imported only when a model needs them.
+"""
 
 from importlib import metadata as _metadata
 
+from mlwarden.audit.runner import audit, available_checks
+from mlwarden.data.dataset import Dataset
+from mlwarden.data.schema import Feature, FeatureKind, FeatureSchema
 from mlwarden.exceptions import (
     CapabilityError,
     DataError,
@@ -13,6 +26,10 @@ from mlwarden.exceptions import (
     ModelLoadError,
     UnsafeModelError,
 )
+from mlwarden.findings.finding import Finding
+from mlwarden.findings.report import Report
+from mlwarden.findings.taxonomy import Severity, ThreatFamily
+from mlwarden.models import Capability, Target, load_model, target
 
 try:
     __version__ = _metadata.version("mlwarden")
@@ -20,14 +37,28 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - source checkout wit
     __version__ = "0.0.0"
 
 __all__ = [
+    "Capability",
     "CapabilityError",
     "DataError",
     "DataFileError",
+    "Dataset",
+    "Feature",
+    "FeatureKind",
+    "FeatureSchema",
+    "Finding",
     "IncompatibleModelError",
     "InvalidParameterError",
     "MissingDependencyError",
     "MlwardenError",
     "ModelLoadError",
+    "Report",
+    "Severity",
+    "Target",
+    "ThreatFamily",
     "UnsafeModelError",
     "__version__",
+    "audit",
+    "available_checks",
+    "load_model",
+    "target",
 ]

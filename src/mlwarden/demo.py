@@ -81,14 +81,23 @@ def run_demo(
     data.schema.save(files["schema"])
     report_progress(progress, "demo", 1, steps)
 
-    hgb = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=random_state)
+    # Both models weight the rare fraud class up, as fraud teams do, so that they catch
+    # most frauds before any attack.
+    hgb = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.1, class_weight="balanced", random_state=random_state
+    )
     hgb.fit(train.X, train.labels)
     save_skops(hgb, files["hgb"])
     report_progress(progress, "demo", 2, steps)
 
     y_train = np.asarray(train.labels, dtype=np.int64)
     mlp = train_classifier(
-        mlp_classifier(train.X, n_classes=2), train.X, y_train, epochs=15, seed=random_state
+        mlp_classifier(train.X, n_classes=2),
+        train.X,
+        y_train,
+        epochs=15,
+        balanced=True,
+        seed=random_state,
     )
     save_torchscript(
         mlp,

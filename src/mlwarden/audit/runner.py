@@ -124,7 +124,15 @@ def _check_fit(target: Target, data: Dataset) -> None:
             f"the data {data.name!r} has {data.n_features}"
         )
     if data.y is not None:
-        target.encode_labels(data.y)
+        present = np.unique(target.encode_labels(data.y))
+        if len(present) != target.n_classes:
+            classes = ", ".join(repr(c) for c in target.classes.tolist())
+            labels = ", ".join(repr(target.classes[i].item()) for i in present)
+            raise IncompatibleModelError(
+                f"model {target.name!r} has {target.n_classes} classes ({classes}) but the "
+                f"data {data.name!r} has {len(present)} distinct labels ({labels}): "
+                "the class count does not match"
+            )
 
 
 def audit(

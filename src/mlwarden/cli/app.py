@@ -102,17 +102,6 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield callback
 
 
-def _parse_label_value(value: str | None) -> Any:
-    if value is None:
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            continue
-    return value
-
-
 def _finish(report: Any, out_dir: Path, fail_on: str, quiet: bool) -> NoReturn:
     from mlwarden.findings.render import render_console, write_all
 
@@ -186,11 +175,7 @@ def audit(
         from mlwarden.models import load_model
 
         Severity.parse(fail_on)
-        ds = load_dataset(data, label=label, schema=schema)
-        if positive_label is not None:
-            from dataclasses import replace
-
-            ds = replace(ds, positive_label=_parse_label_value(positive_label))
+        ds = load_dataset(data, label=label, schema=schema, positive_label=positive_label)
         params: dict[str, dict[str, Any]] = {}
         for name in expand_checks(checks):
             accepted = _registry.get("check", name)._param_names()  # type: ignore[attr-defined]

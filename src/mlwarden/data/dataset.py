@@ -49,10 +49,14 @@ class Dataset:
     description: str = ""
     source: str | None = None
     image_shape: tuple[int, ...] | None = None
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    _cache: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
+        if X.dtype == np.bool_:
+            X = X.astype(np.float64)
         if X.ndim != 2:
             raise DataError(f"{self.name}: features must be a 2-D matrix, got shape {X.shape}")
         if not np.issubdtype(X.dtype, np.number):
@@ -80,7 +84,16 @@ class Dataset:
                 )
             if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
                 raise DataError(f"{self.name}: labels contain NaN or infinite values")
+            if y.dtype.kind == "O" and any(
+                v is None or (isinstance(v, float) and np.isnan(v)) for v in y
+            ):
+                raise DataError(f"{self.name}: labels contain missing values (None or NaN)")
             object.__setattr__(self, "y", y)
+        if self.image_shape is not None and int(np.prod(self.image_shape)) != X.shape[1]:
+            raise DataError(
+                f"{self.name}: image_shape {self.image_shape} does not hold "
+                f"{X.shape[1]} features per row"
+            )
 
     # ----------------------------------------------------------------- properties
     @property
@@ -116,7 +129,11 @@ class Dataset:
             h.update("\x1f".join(self.feature_names).encode())
             h.update(np.ascontiguousarray(self.X, dtype="<f8").tobytes())
             if self.y is not None:
-                h.update(np.asarray(self.y).astype(str).astype("U").tobytes())
+                # Labels as text at their narrowest width, so that the hash does not
+                # depend on the integer width (int32 or int64) or the string padding.
+                text = np.asarray(self.y).astype(str)
+                width = int(np.char.str_len(text).max()) if text.size else 1
+                h.update(text.astype(f"<U{max(width, 1)}").tobytes())
             cached = h.hexdigest()
             self._cache["sha256"] = cached
         return str(cached)
@@ -167,7 +184,7 @@ class Dataset:
         else:
             groups = [np.flatnonzero(self.y == c) for c in np.unique(self.y)]
         for g in groups:
-            k = int(round(len(g) * test_size))
+            k = round(len(g) * test_size)
             test_mask[rng.choice(g, size=k, replace=False)] = True
         return (
             self.subset(np.flatnonzero(~test_mask), name=f"{self.name}-train"),

@@ -74,6 +74,20 @@ class Feature:
     def __post_init__(self) -> None:
         if not self.name:
             raise InvalidParameterError("a feature needs a non-empty name")
+        try:
+            kind = FeatureKind(self.kind)
+        except ValueError:
+            kinds = ", ".join(k.value for k in FeatureKind)
+            raise InvalidParameterError(
+                f"feature {self.name!r}: unknown kind {self.kind!r} (expected one of {kinds})"
+            ) from None
+        object.__setattr__(self, "kind", kind)
+        if np.isnan(self.lower) or np.isnan(self.upper):
+            raise InvalidParameterError(f"feature {self.name!r}: bounds must not be NaN")
+        if kind in (FeatureKind.BINARY, FeatureKind.CATEGORICAL):
+            # 0/1 columns: the documented bounds are [0, 1] (or a tighter range).
+            object.__setattr__(self, "lower", max(float(self.lower), 0.0))
+            object.__setattr__(self, "upper", min(float(self.upper), 1.0))
         if self.lower > self.upper:
             raise InvalidParameterError(
                 f"feature {self.name!r}: lower bound {self.lower} is above upper bound {self.upper}"
@@ -97,7 +111,9 @@ class FeatureSchema:
     """
 
     features: tuple[Feature, ...]
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    _cache: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
@@ -154,7 +170,7 @@ class FeatureSchema:
                 if f.kind is FeatureKind.CATEGORICAL and f.group:
                     cached.setdefault(f.group, []).append(i)
             self._cache["groups"] = cached
-        return dict(cached)
+        return {g: list(idx) for g, idx in cached.items()}
 
     def index(self, name: str) -> int:
         """Column index of feature ``name``."""
@@ -195,9 +211,12 @@ class FeatureSchema:
         xs = np.array(x, dtype=np.float64, copy=True)
         x0 = np.asarray(x_orig, dtype=np.float64)
         xs = np.clip(xs, self.lower, self.upper)
+        # NaN, and infinities a bound did not stop, fall back to the original value.
+        xs = np.where(np.isfinite(xs), xs, np.broadcast_to(x0, xs.shape))
         ints = self.mask(FeatureKind.INTEGER)
-        xs[:, ints] = np.clip(np.round(xs[:, ints]), np.ceil(self.lower[ints]),
-                              np.floor(self.upper[ints]))
+        xs[:, ints] = np.clip(
+            np.round(xs[:, ints]), np.ceil(self.lower[ints]), np.floor(self.upper[ints])
+        )
         bins = self.mask(FeatureKind.BINARY)
         xs[:, bins] = (xs[:, bins] >= 0.5).astype(np.float64)
         for idx in self.groups.values():
@@ -216,12 +235,14 @@ class FeatureSchema:
     ) -> BoolArray:
         """Boolean mask of rows that break the schema.
 
-        A row breaks the schema when a value is out of bounds, an integer or binary
-        feature is fractional, a categorical group is not exactly one-hot, or (when
-        ``x_orig`` is given) an immutable feature differs from the original row.
+        A row breaks the schema when a value is NaN, infinite or out of bounds, an
+        integer or binary feature is fractional, a categorical group is not exactly
+        one-hot, or (when ``x_orig`` is given) an immutable feature differs from the
+        original row.
         """
         xs = np.asarray(x, dtype=np.float64)
         bad = np.any(xs < self.lower - atol, axis=1) | np.any(xs > self.upper + atol, axis=1)
+        bad |= ~np.all(np.isfinite(xs), axis=1)
         ints = self.mask(FeatureKind.INTEGER, FeatureKind.BINARY, FeatureKind.CATEGORICAL)
         bad |= np.any(np.abs(xs[:, ints] - np.round(xs[:, ints])) > atol, axis=1)
         for idx in self.groups.values():
@@ -260,7 +281,10 @@ class FeatureSchema:
             col = xs[:, j]
             col = col[np.isfinite(col)]
             lo, hi = (float(col.min()), float(col.max())) if col.size else (0.0, 0.0)
-            std = float(col.std()) if col.size else 0.0
+            # Standard deviation computed on rescaled values, so that huge ones
+            # (1e200) do not overflow to an infinite scale.
+            peak = max(abs(lo), abs(hi))
+            std = float((col / peak).std()) * peak if peak > 0 else 0.0
             uniq = np.unique(col) if col.size <= 1_000_000 else np.unique(col[:1_000_000])
             if uniq.size <= 2 and np.all(np.isin(uniq, (0.0, 1.0))):
                 kind, lo, hi, scale = FeatureKind.BINARY, 0.0, 1.0, 1.0
@@ -270,7 +294,11 @@ class FeatureSchema:
                 kind, scale = FeatureKind.CONTINUOUS, std if std > 0 else 1.0
             feats.append(
                 Feature(
-                    name=str(name), kind=kind, lower=lo, upper=hi, mutable=name not in fixed,
+                    name=str(name),
+                    kind=kind,
+                    lower=lo,
+                    upper=hi,
+                    mutable=name not in fixed,
                     scale=scale,
                 )
             )
@@ -317,11 +345,18 @@ class FeatureSchema:
             raise DataError(f"{source}: not a feature schema ({exc})") from None
         except ValueError as exc:
             raise DataError(f"{source}: {exc}") from None
-        return cls(tuple(feats))
+        try:
+            return cls(tuple(feats))
+        except InvalidParameterError as exc:
+            raise DataError(f"{source}: {exc}") from None
 
     def save(self, path: str | Path) -> None:
-        """Write the schema as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the schema as JSON; a file that cannot be written raises DataFileError."""
+        p = Path(path)
+        try:
+            p.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise DataFileError(f"{p}: cannot write schema: {exc.strerror or exc}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSchema:

@@ -20,6 +20,7 @@ from mlwarden._progress import ProgressCallback, report_progress
 from mlwarden._registry import register
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.data.dataset import Dataset
+from mlwarden.data.schema import FeatureSchema
 from mlwarden.evasion.base import EvasionAttack
 from mlwarden.evasion.pgd import PGD
 from mlwarden.evasion.square import SquareAttack
@@ -73,6 +74,30 @@ RULE_BLACK_BOX = register_rule(
     )
 )
 
+RULE_WEAK_WHITE_BOX = register_rule(
+    Rule(
+        id="MLW-EVA-003",
+        title="White-box evaluation is weaker than a black-box attack (gradients unreliable)",
+        family=ThreatFamily.EVASION,
+        severity=Severity.MEDIUM,
+        atlas=("AML.T0043.000", "AML.T0043.001"),
+        owasp=("ML01",),
+        description=(
+            "AutoAttack's sanity check (Croce and Hein, 2020): when a black-box attack fools "
+            "the model on cases the gradient-based attacks missed at the same budget, the "
+            "gradients are masked, obfuscated or uninformative (saturated outputs, discrete "
+            "features, non-differentiable preprocessing), so gradient-based robustness "
+            "figures alone overstate robustness. mlwarden reports the worst case of both."
+        ),
+        remediation=(
+            "Do not trust gradient-only robustness figures for this model: rely on the "
+            "worst case over white- and black-box attacks (which MLW-EVA-001 reports), "
+            "expose logits rather than probabilities to the audit, and remove "
+            "non-differentiable or randomised steps from the audited forward pass."
+        ),
+    )
+)
+
 _DEFAULT_GRID = (0.05, 0.1, 0.25, 0.5, 1.0)
 _MAX_EXAMPLES = 5
 
@@ -90,8 +115,11 @@ class _RobustnessCheck(Check):
     min_robust_accuracy: float
     categorical: str
 
-    def _make_attacks(self, eps: float) -> list[EvasionAttack]:
-        """The cascade run at budget ``eps``: each attack gets the rows still standing."""
+    def _make_attacks(self, eps: float, target: Target | None = None) -> list[EvasionAttack]:
+        """The cascade run at budget ``eps``: each attack gets the rows still standing.
+
+        Without a ``target`` it returns every stage (for parameter validation).
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------- validation
@@ -159,11 +187,12 @@ class _RobustnessCheck(Check):
         per_eps: list[dict[str, Any]] = []
         x_first_broken = x.copy()
         broken_at = np.full(n, np.inf)
+        broken_by = np.full(n, "", dtype=object)
         total_queries = 0
         infeasible = 0
         for step, eps in enumerate(grid):
             report_progress(progress, f"{self.id} on {target.name}", step, len(grid))
-            for attack in self._make_attacks(eps):
+            for attack in self._make_attacks(eps, target):
                 idx = np.flatnonzero(robust)
                 if idx.size == 0:
                     break
@@ -172,6 +201,7 @@ class _RobustnessCheck(Check):
                 robust[hit] = False
                 x_first_broken[hit] = res.x_adv[res.success]
                 broken_at[hit] = eps
+                broken_by[hit] = _stage(attack)
                 total_queries += int(res.queries.sum())
                 infeasible += res.infeasible
             curve_x.append(eps)
@@ -192,7 +222,7 @@ class _RobustnessCheck(Check):
         passed = value >= self.min_robust_accuracy
         p_below = float(stats.beta.cdf(self.min_robust_accuracy, k + 1, n - k + 1)) if n else 0.5
         confidence = 1.0 - p_below if passed else p_below
-        attacks = self._make_attacks(self.eps)
+        attacks = self._make_attacks(self.eps, target)
         severity = self.rule.severity
         if n and value <= 0.1 * self.min_robust_accuracy:
             severity = Severity.CRITICAL
@@ -207,7 +237,11 @@ class _RobustnessCheck(Check):
             "evaded": evaded,
             "robust_accuracy_ci95": [float(lo), float(hi)],
             "attack": self.attack_label,
-            "attack_params": [a.get_params() for a in attacks],
+            "attack_params": {_stage(a): a.get_params() for a in attacks},
+            "evaded_by": {
+                _stage(a): int(np.sum(broken_by[broken_at <= self.eps] == _stage(a)))
+                for a in attacks
+            },
             "queries": total_queries,
             "infeasible_candidates_dropped": infeasible,
             "attacker_controls": [f.name for f in data.schema.features if f.mutable],
@@ -246,7 +280,8 @@ class _RobustnessCheck(Check):
                     "title": "Robust accuracy vs perturbation budget",
                     "x_label": "eps (per-feature scale units)",
                     "y_label": "still classified correctly",
-                    "series": f"{target.name} · {self.attack_label}",
+                    "label": self.attack_label,
+                    "threshold": self.min_robust_accuracy,
                     "x": curve_x,
                     "y": curve_y,
                 }
@@ -255,7 +290,18 @@ class _RobustnessCheck(Check):
         table = self._examples_table(target, data, x, x_first_broken, broken_at)
         if table is not None:
             metrics["tables"] = [table]
-        return CheckResult(findings=[finding], metrics=metrics)
+        findings = [finding, *self._extra_findings(target, attacks, correct, broken_by)]
+        return CheckResult(findings=findings, metrics=metrics)
+
+    def _extra_findings(
+        self,
+        target: Target,
+        attacks: list[EvasionAttack],
+        correct: npt.NDArray[np.bool_],
+        broken_by: npt.NDArray[Any],
+    ) -> list[Finding]:
+        """Findings beyond the robustness one (e.g. sanity checks); none by default."""
+        return []
 
     def _examples_table(
         self,
@@ -269,8 +315,17 @@ class _RobustnessCheck(Check):
         if rows.size == 0 or data.image_shape is not None:
             return None
         changed = np.any(np.abs(x[rows] - x_adv[rows]) > 1e-9, axis=0)
-        cols = np.flatnonzero(changed)
-        names = data.feature_names
+        schema = data.schema
+        # One column per changed feature; a one-hot group is one column holding its category.
+        columns: list[tuple[str, list[int]]] = []
+        seen_groups: set[str] = set()
+        for j in np.flatnonzero(changed):
+            group = schema.features[j].group
+            if group is None:
+                columns.append((schema.features[j].name, [int(j)]))
+            elif group not in seen_groups:
+                seen_groups.add(group)
+                columns.append((group, schema.groups[group]))
         header = ["example"]
         scores: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
         if Capability.SCORES in target.capabilities and data.positive_label is not None:
@@ -280,20 +335,20 @@ class _RobustnessCheck(Check):
                 target.predict_proba(x_adv[rows])[:, pos],
             )
             header += [f"P({data.positive_label!r}) before", "after"]
-        header += [names[j] for j in cols]
+        header += [name for name, _ in columns]
         out_rows: list[list[Any]] = []
         highlight: list[list[int]] = []
         for r_i, r in enumerate(rows):
             row: list[Any] = [f"#{r_i + 1} (eps {broken_at[r]:g})"]
             if scores is not None:
                 row += [round(float(scores[0][r_i]), 4), round(float(scores[1][r_i]), 4)]
-            for j in cols:
-                a, b = float(x[r, j]), float(x_adv[r, j])
-                if abs(a - b) > 1e-9:
+            for name, idx in columns:
+                a, b = _cell(schema, name, idx, x[r]), _cell(schema, name, idx, x_adv[r])
+                if a != b:
                     highlight.append([r_i, len(row)])
-                    row.append(f"{_fmt(a)} → {_fmt(b)}")
+                    row.append(f"{a} → {b}")
                 else:
-                    row.append(_fmt(a))
+                    row.append(a)
             out_rows.append(row)
         return {
             "title": f"Adversarial examples against {target.name} ({self.attack_label})",
@@ -301,6 +356,20 @@ class _RobustnessCheck(Check):
             "rows": out_rows,
             "highlight": highlight,
         }
+
+
+def _stage(attack: EvasionAttack) -> str:
+    """A label for one stage of a cascade, e.g. ``PGD-ce``."""
+    loss = getattr(attack, "loss", None)
+    return f"{attack.name}-{loss}" if loss else attack.name
+
+
+def _cell(schema: FeatureSchema, name: str, idx: list[int], row: npt.NDArray[np.float64]) -> str:
+    """A feature's value for the examples table; a one-hot group shows its category."""
+    if len(idx) == 1 and schema.features[idx[0]].group is None:
+        return _fmt(float(row[idx[0]]))
+    hot = idx[int(np.argmax(row[idx]))]
+    return schema.features[hot].name.removeprefix(f"{name}_")
 
 
 def _fmt(v: float) -> str:
@@ -324,13 +393,19 @@ class PGDEvasionCheck(_RobustnessCheck):
         Pass when at least this fraction stays correctly classified at ``eps``.
     steps, restarts : int
         PGD iterations and random restarts.
+    n_queries : int
+        Query budget per row of the final black-box Square stage (run when the target
+        offers scores, as AutoAttack does).
+    max_black_box_only : float
+        MLW-EVA-003 fails when the Square stage evades more than this fraction of the
+        cases the gradient-based stages could not.
     categorical : {"free", "fixed"}
         Whether attacker-controlled binary/categorical features may change.
     """
 
     requires: ClassVar[Capability] = Capability.LABELS | Capability.GRADIENTS
     rule: ClassVar[Rule] = RULE_WHITE_BOX
-    rules: ClassVar[tuple[Rule, ...]] = (RULE_WHITE_BOX,)
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_WHITE_BOX, RULE_WEAK_WHITE_BOX)
     summary: ClassVar[str] = "white-box PGD robustness on attacker-controlled features"
 
     def __init__(
@@ -342,6 +417,8 @@ class PGDEvasionCheck(_RobustnessCheck):
         min_robust_accuracy: float = 0.5,
         steps: int = 50,
         restarts: int = 2,
+        n_queries: int = 300,
+        max_black_box_only: float = 0.05,
         categorical: str = "free",
     ) -> None:
         self.eps = eps
@@ -350,23 +427,69 @@ class PGDEvasionCheck(_RobustnessCheck):
         self.min_robust_accuracy = min_robust_accuracy
         self.steps = steps
         self.restarts = restarts
+        self.n_queries = n_queries
+        self.max_black_box_only = max_black_box_only
         self.categorical = categorical
 
-    attack_label: ClassVar[str] = "PGD (CE + margin)"
+    attack_label: ClassVar[str] = "PGD (CE, margin) + Square"
 
-    def _make_attacks(self, eps: float) -> list[EvasionAttack]:
-        # Cross-entropy first, then the logit margin on what survives: the margin loss
-        # does not saturate where a confident softmax flattens the CE gradient.
-        return [
+    def _make_attacks(self, eps: float, target: Target | None = None) -> list[EvasionAttack]:
+        # Cross-entropy first, then the logit margin on what survives (the margin does not
+        # saturate where a confident softmax flattens the CE gradient), then, as in
+        # AutoAttack, a black-box Square stage that catches masked or useless gradients.
+        stages: list[EvasionAttack] = [
             PGD(
-                eps=eps,
-                steps=self.steps,
-                restarts=self.restarts,
-                loss=loss,
+                eps=eps, steps=self.steps, restarts=self.restarts, loss=loss,
                 categorical=self.categorical,
             )
             for loss in ("ce", "margin")
-        ]
+        ]  # fmt: skip
+        if target is None or Capability.SCORES in target.capabilities:
+            stages.append(
+                SquareAttack(eps=eps, n_queries=self.n_queries, categorical=self.categorical)
+            )
+        return stages
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        v = self.max_black_box_only
+        if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
+            raise InvalidParameterError(
+                f"{self.id}: max_black_box_only must be a number in [0, 1], got {v!r}"
+            )
+
+    def _extra_findings(
+        self,
+        target: Target,
+        attacks: list[EvasionAttack],
+        correct: npt.NDArray[np.bool_],
+        broken_by: npt.NDArray[Any],
+    ) -> list[Finding]:
+        black_box = [_stage(a) for a in attacks if Capability.GRADIENTS not in a.requires]
+        if not black_box:
+            return []
+        attacked = int(correct.sum())
+        extra = int(np.isin(broken_by, black_box).sum())
+        value = extra / attacked if attacked else 0.0
+        white = int(
+            np.isin(broken_by, [_stage(a) for a in attacks if _stage(a) not in black_box]).sum()
+        )
+        return [
+            Finding.from_rule(
+                RULE_WEAK_WHITE_BOX, target=target.name, check=self.id,
+                metric="black_box_only_fraction", value=value,
+                threshold=self.max_black_box_only, higher_is_better=False,
+                description=(
+                    f"At the same budgets, the gradient-based attacks evaded {white} of "
+                    f"{attacked} correctly classified cases; the black-box Square stage then "
+                    f"evaded {extra} more ({value:.1%}). Policy: at most "
+                    f"{self.max_black_box_only:.0%}."
+                ),
+                evidence={"attacked": attacked, "white_box_evaded": white,
+                          "black_box_only_evaded": extra},
+                location=target.source,
+            )
+        ]  # fmt: skip
 
 
 @register("check", "evasion.square")
@@ -413,5 +536,5 @@ class SquareEvasionCheck(_RobustnessCheck):
 
     attack_label: ClassVar[str] = "Square"
 
-    def _make_attacks(self, eps: float) -> list[EvasionAttack]:
+    def _make_attacks(self, eps: float, target: Target | None = None) -> list[EvasionAttack]:
         return [SquareAttack(eps=eps, n_queries=self.n_queries, categorical=self.categorical)]

@@ -16,6 +16,9 @@ __all__ = ["Standardize", "mlp_classifier", "train_classifier"]
 class Standardize(nn.Module):
     """``(x - mean) / std`` as a layer, so a saved model takes raw feature rows."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: npt.ArrayLike, std: npt.ArrayLike) -> None:
         super().__init__()
         std_arr = np.asarray(std, dtype=np.float32)
@@ -48,9 +51,14 @@ def train_classifier(
     batch_size: int = 256,
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
+    balanced: bool = False,
     seed: int = 0,
 ) -> nn.Module:
-    """Train ``model`` with Adam and cross-entropy; deterministic for a given ``seed``."""
+    """Train ``model`` with Adam and cross-entropy; deterministic for a given ``seed``.
+
+    With ``balanced=True`` classes are weighted by ``n / (n_classes * count)``, as
+    scikit-learn's ``class_weight="balanced"``.
+    """
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -60,7 +68,13 @@ def train_classifier(
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
+    weight = None
+    if balanced:
+        counts = np.bincount(y, minlength=int(y.max()) + 1).astype(np.float64)
+        weight = torch.as_tensor(
+            len(y) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32
+        )
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
     model.train()
     for _ in range(epochs):
         perm = torch.randperm(len(xt), generator=gen)

@@ -76,7 +76,7 @@ class InputSpec:
     @property
     def n_classes(self) -> int:
         """Number of classes."""
-        return int(len(self.classes))
+        return len(self.classes)
 
 
 @dataclass(eq=False)
@@ -268,7 +268,7 @@ class Target(ABC):
         return xs
 
     def _predict_labels(self, x: FloatArray) -> IntArray:
-        return np.argmax(self._predict_proba(x), axis=1).astype(np.int64)
+        return np.asarray(np.argmax(self._predict_proba(x), axis=1), dtype=np.int64)
 
     def _predict_proba(self, x: FloatArray) -> FloatArray:  # pragma: no cover - guarded
         raise CapabilityError(f"{self.name!r} offers no scores")

@@ -6,8 +6,8 @@ scikit-learn itself is imported inside the functions that need it, so that impor
 
 from __future__ import annotations
 
+import functools
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,6 @@ IntArray = npt.NDArray[np.int64]
 _FEATURE_NAMES_WARNING = "X does not have valid feature names"
 
 
-@dataclass(eq=False)
 class SklearnTarget(Target):
     """A fitted scikit-learn classifier seen as a :class:`~mlwarden.models.base.Target`.
 
@@ -60,13 +59,10 @@ class SklearnTarget(Target):
     otherwise ``predict`` mapped to indices into ``classes_``.
     """
 
-    estimator: Any
-    _capabilities: Capability = field(init=False, repr=False)
-    _spec: InputSpec = field(init=False, repr=False)
-    _has_names: bool = field(init=False, repr=False)
-    _needs_frame: bool = field(init=False, repr=False, default=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, estimator: Any, *, name: str = "model", source: str | None = None) -> None:
+        super().__init__(name=name, source=source)
+        self.estimator = estimator
+        self._needs_frame = False
         from sklearn.base import clone, is_classifier
         from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
@@ -84,7 +80,9 @@ class SklearnTarget(Target):
                 f"the {kind} estimator is not fitted; fit it before wrapping it in a target"
             ) from None
         except TypeError as exc:  # not an estimator at all
-            raise InvalidParameterError(f"cannot use {kind} as a scikit-learn model: {exc}") from None
+            raise InvalidParameterError(
+                f"cannot use {kind} as a scikit-learn model: {exc}"
+            ) from None
         if not is_classifier(est) or not hasattr(est, "classes_"):
             raise InvalidParameterError(
                 f"{kind} is not a classifier (regressors, clusterers and transformers are not "
@@ -92,7 +90,9 @@ class SklearnTarget(Target):
             )
         classes = est.classes_
         if isinstance(classes, list) or np.asarray(classes).ndim != 1:
-            raise InvalidParameterError(f"{kind} is a multi-output classifier, which is not supported")
+            raise InvalidParameterError(
+                f"{kind} is a multi-output classifier, which is not supported"
+            )
         n_features = getattr(est, "n_features_in_", None)
         if n_features is None:
             raise InvalidParameterError(
@@ -111,7 +111,7 @@ class SklearnTarget(Target):
             caps |= Capability.SCORES
         try:
             clone(est)
-        except Exception:  # noqa: BLE001 - any failure means "not clonable"
+        except Exception:  # any failure means "not clonable"
             pass
         else:
             caps |= Capability.TRAINABLE
@@ -129,6 +129,15 @@ class SklearnTarget(Target):
 
     # ------------------------------------------------------------------ internals
     def _call(self, method: str, x: FloatArray) -> npt.NDArray[Any]:
+        if len(x) >= _PARALLEL_ROWS:
+            return self._call_unlimited(method, x)
+        # Attacks send many small batches. OpenMP's thread start-up and spin-waiting
+        # make those slow (HistGradientBoosting: milliseconds become tenths of a second
+        # on a busy machine), so small batches run on one thread.
+        with _openmp_controller().limit(limits=1, user_api="openmp"):
+            return self._call_unlimited(method, x)
+
+    def _call_unlimited(self, method: str, x: FloatArray) -> npt.NDArray[Any]:
         fn = getattr(self.estimator, method)
         if not self._has_names:
             return np.asarray(fn(x))
@@ -160,9 +169,21 @@ class SklearnTarget(Target):
 
     def _predict_labels(self, x: FloatArray) -> IntArray:
         if Capability.SCORES in self._capabilities:
-            return np.argmax(self._predict_proba(x), axis=1).astype(np.int64)
+            return np.asarray(np.argmax(self._predict_proba(x), axis=1), dtype=np.int64)
         labels = self._call("predict", x).reshape(-1)
         return _labels_to_indices(labels, self.classes, self.name)
+
+
+_PARALLEL_ROWS = 20_000
+"""Batches at least this large keep scikit-learn's default threading."""
+
+
+@functools.cache
+def _openmp_controller() -> Any:
+    """One cached threadpool controller (building one per call costs milliseconds)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _labels_to_indices(labels: npt.NDArray[Any], classes: npt.NDArray[Any], name: str) -> IntArray:

@@ -1,0 +1,318 @@
+"""Load model files into targets, detecting the format from the file's content.
+
+Safe formats are loaded: scikit-learn models saved with skops (only when every type
+the file needs comes from scikit-learn, NumPy or SciPy), TorchScript and ONNX.
+Formats that execute code when loaded (pickle, joblib, ``torch.save`` checkpoints)
+are refused with :class:`~mlwarden.exceptions.UnsafeModelError` and are never opened
+with a deserialiser. Every other problem (missing, empty, truncated or unknown file)
+raises :class:`~mlwarden.exceptions.ModelLoadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import pickletools
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlwarden.exceptions import (
+    InvalidParameterError,
+    MlwardenError,
+    ModelLoadError,
+    UnsafeModelError,
+)
+from mlwarden.models.base import Target
+
+__all__ = ["load_model", "save_skops"]
+
+SKOPS_TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
+"""Modules whose types a skops file may need and still be loaded without asking."""
+SKOPS_TRUSTED_TYPES: frozenset[str] = frozenset(
+    {"collections.OrderedDict", "collections.defaultdict"}
+)
+"""Further types, outside :data:`SKOPS_TRUSTED_MODULES`, that a skops file may need."""
+
+_SUPPORTED = (
+    "supported formats: scikit-learn models saved with skops (.skops, see "
+    "mlwarden.models.save_skops), TorchScript (.pt, saved with torch.jit.save or "
+    "mlwarden.models.save_torchscript) and ONNX (.onnx)"
+)
+_SAFE_ALTERNATIVES = (
+    "save the model in a safe format instead: .skops for scikit-learn "
+    "(mlwarden.models.save_skops), TorchScript .pt (mlwarden.models.save_torchscript) "
+    "or .onnx"
+)
+_HEAD_BYTES = 1 << 20
+_PEEK_BYTES = 1 << 16
+_PICKLE_EXTS = {".pkl", ".pickle", ".joblib", ".jl", ".sav", ".dill", ".cloudpickle"}
+
+
+@dataclass(frozen=True)
+class _Sniffed:
+    """What :func:`_sniff` found: ``skops``, ``torchscript``, ``onnx``, ``pickle``,
+    ``joblib``, ``torch-pickle`` or ``unknown`` (with a ``detail`` for messages)."""
+
+    kind: str
+    detail: str = ""
+
+
+def load_model(path: str | Path, *, name: str | None = None) -> Target:
+    """Load a model file into a :class:`~mlwarden.models.base.Target`.
+
+    The format is detected from the content, not the extension (``.onnx`` is used
+    only as a hint): skops archives become
+    :class:`~mlwarden.models.sklearn.SklearnTarget`, TorchScript archives
+    :class:`~mlwarden.models.torch.TorchTarget` (with the metadata written by
+    :func:`~mlwarden.models.torch.save_torchscript`), ONNX files
+    :class:`~mlwarden.models.onnx.OnnxTarget`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    name : str or None, default=None
+        Name used in reports; defaults to the file name without its extension.
+
+    Returns
+    -------
+    Target
+        The loaded model; its :attr:`~mlwarden.models.base.Target.source` is ``path``.
+
+    Raises
+    ------
+    UnsafeModelError
+        For pickle, joblib and ``torch.save`` files, and for skops files that need
+        types from outside scikit-learn, NumPy and SciPy.
+    ModelLoadError
+        If the file is missing, empty, a directory, truncated, corrupt or in an
+        unsupported format.
+    MissingDependencyError
+        If the file needs an optional extra (``mlwarden[torch]``, ``mlwarden[onnx]``).
+    """
+    p = Path(path)
+    label = name if name is not None else p.stem or p.name
+    sniffed = _sniff(p)
+    try:
+        if sniffed.kind == "skops":
+            return _load_skops(p, label)
+        if sniffed.kind == "torchscript":
+            return _load_torchscript(p, label)
+        if sniffed.kind == "onnx":
+            return _load_onnx(p, label)
+    except InvalidParameterError as exc:
+        raise ModelLoadError(_with_path(p, str(exc))) from None
+    if sniffed.kind in ("pickle", "joblib", "torch-pickle"):
+        what = {
+            "pickle": "pickle",
+            "joblib": f"joblib ({sniffed.detail}-compressed pickle)",
+            "torch-pickle": "torch.save checkpoint (a pickle inside a zip archive)",
+        }[sniffed.kind]
+        raise UnsafeModelError(
+            f"{p}: refusing to load a {what} file: pickle/joblib files can execute "
+            "arbitrary code when they are loaded. mlwarden will load them only after its "
+            "model-file scanner has vetted them (not available yet); "
+            f"{_SAFE_ALTERNATIVES}"
+        )
+    raise ModelLoadError(f"{p}: {sniffed.detail or 'unrecognised model file format'}; {_SUPPORTED}")
+
+
+def save_skops(estimator: Any, path: str | Path) -> Path:
+    """Save a scikit-learn estimator with skops, the safe format :func:`load_model` reads.
+
+    Parameters
+    ----------
+    estimator : object
+        A fitted scikit-learn estimator or pipeline.
+    path : str or Path
+        Destination file, conventionally ``*.skops``.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    import skops.io as sio
+
+    out = Path(path)
+    sio.dump(estimator, out)
+    return out
+
+
+# --------------------------------------------------------------------- sniffing
+def _sniff(p: Path) -> _Sniffed:
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except FileNotFoundError:
+        raise ModelLoadError(f"{p}: model file not found") from None
+    except IsADirectoryError:
+        raise ModelLoadError(f"{p}: is a directory, not a model file") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{p}: cannot read the file: {exc.strerror or exc}") from None
+    if p.is_dir():  # pragma: no cover - platforms where open() succeeds on directories
+        raise ModelLoadError(f"{p}: is a directory, not a model file")
+    if not head:
+        raise ModelLoadError(f"{p}: the file is empty")
+
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _sniff_zip(p)
+    if _looks_like_pickle(head):
+        return _Sniffed("pickle")
+    if head.startswith(b"ZF0x"):  # joblib < 0.10 compressed pickle
+        return _Sniffed("joblib", "zlib")
+    codec = _compression(head)
+    if codec is not None:
+        inner = _decompress_prefix(head, codec, p)
+        if _looks_like_pickle(inner):
+            return _Sniffed("joblib", codec)
+        return _Sniffed(
+            "unknown", f"a {codec}-compressed file that holds no model format mlwarden reads"
+        )
+    if p.suffix.lower() == ".onnx" or _looks_like_onnx(head):
+        return _Sniffed("onnx")
+    if p.suffix.lower() in _PICKLE_EXTS:
+        return _Sniffed(
+            "unknown", f"the file has a {p.suffix} extension but is neither pickle nor joblib"
+        )
+    return _Sniffed("unknown")
+
+
+def _sniff_zip(p: Path) -> _Sniffed:
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{p}: truncated or corrupt zip archive ({exc})") from None
+    if "schema.json" in names:
+        return _Sniffed("skops")
+    # torch.jit.save writes <root>/code/..., <root>/constants.pkl, <root>/data.pkl
+    # and <root>/version; torch.save writes <root>/data.pkl (+ data/) without code/.
+    if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):
+        return _Sniffed("torchscript")
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return _Sniffed("torch-pickle")
+    return _Sniffed("unknown", "a zip archive that is neither skops nor TorchScript")
+
+
+# Opcodes that can open a protocol 0/1 pickle.
+_PICKLE_FIRST_OPS = frozenset(b"(c]})NILFSVKJMGXUTBq\x80")
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    """True for data that starts like a pickle (any protocol)."""
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    if not head or head[0] not in _PICKLE_FIRST_OPS:
+        return False
+    # Protocol 0/1: the prefix must parse as a stream of pickle opcodes.
+    n_ops = 0
+    try:
+        for op, _arg, _pos in pickletools.genops(head):
+            n_ops += 1
+            if op.name == "STOP":
+                return n_ops >= 2
+    except Exception:  # genops raises several types on junk
+        return n_ops >= 16
+    return n_ops >= 16
+
+
+def _compression(head: bytes) -> str | None:
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh"):
+        return "bz2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x5d\x00\x00"):
+        return "lzma"
+    # zlib: deflate with a 512 B..32 KiB window (0x08, a 256 B window, is never used
+    # in practice and is also how ONNX files start) and a valid header checksum.
+    if (
+        len(head) >= 2
+        and head[0] in b"\x18\x28\x38\x48\x58\x68\x78"
+        and (head[0] * 256 + head[1]) % 31 == 0
+    ):
+        return "zlib"
+    return None
+
+
+def _decompress_prefix(head: bytes, codec: str, p: Path) -> bytes:
+    """Decompress at most ``_PEEK_BYTES`` of ``head`` (never the whole file)."""
+    try:
+        if codec == "gzip":
+            return zlib.decompressobj(wbits=31).decompress(head, _PEEK_BYTES)
+        if codec == "zlib":
+            return zlib.decompressobj().decompress(head, _PEEK_BYTES)
+        if codec == "bz2":
+            return bz2.BZ2Decompressor().decompress(head, _PEEK_BYTES)
+        return lzma.LZMADecompressor().decompress(head, _PEEK_BYTES)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        raise ModelLoadError(f"{p}: corrupt {codec}-compressed file ({exc})") from None
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """ONNX files are ``ModelProto`` messages, which start with ``ir_version`` (field 1)."""
+    return head[:1] == b"\x08" and len(head) > 2 and 1 <= head[1] <= 20
+
+
+# ---------------------------------------------------------------------- loaders
+def _with_path(p: Path, msg: str) -> str:
+    return msg if str(p) in msg else f"{p}: {msg}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _skops_type_allowed(name: str) -> bool:
+    return name in SKOPS_TRUSTED_TYPES or name.startswith(SKOPS_TRUSTED_MODULES)
+
+
+def _load_skops(p: Path, name: str) -> Target:
+    import skops.io as sio
+
+    from mlwarden.models.sklearn import SklearnTarget
+
+    try:
+        untrusted = sio.get_untrusted_types(file=p)
+    except Exception as exc:  # skops raises many types on bad files
+        raise ModelLoadError(f"{p}: corrupt skops file ({_first_line(exc)})") from None
+    refused = sorted(t for t in untrusted if not _skops_type_allowed(t))
+    if refused:
+        raise UnsafeModelError(
+            f"{p}: the skops file needs types from outside scikit-learn, NumPy and SciPy, "
+            f"which mlwarden will not load: {', '.join(refused)}. Loading them could run "
+            "their code; inspect them with skops.io.get_untrusted_types and load the file "
+            "yourself (then pass the estimator to mlwarden.target) only if you trust it"
+        )
+    try:
+        estimator = sio.load(p, trusted=list(untrusted))
+    except MlwardenError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"{p}: corrupt skops file ({_first_line(exc)})") from None
+    return SklearnTarget(estimator, name=name, source=str(p))
+
+
+def _load_torchscript(p: Path, name: str) -> Target:
+    from mlwarden.models.torch import load_torchscript
+
+    try:
+        return load_torchscript(p, name=name)
+    except MlwardenError:
+        raise
+    except Exception as exc:  # torch raises RuntimeError and friends
+        raise ModelLoadError(
+            f"{p}: corrupt or unsupported TorchScript file ({_first_line(exc)})"
+        ) from None
+
+
+def _load_onnx(p: Path, name: str) -> Target:
+    from mlwarden.models.onnx import OnnxTarget
+
+    return OnnxTarget(p, name=name, source=str(p))
