@@ -5,7 +5,7 @@ The curated public API::
     import mlwarden
     target = mlwarden.target(model)                 # wrap sklearn / torch / ONNX / callable / file
     report = mlwarden.audit(target, data, checks="evasion")
-    report.findings, report.errors, report.skipped  # kept apart: "no finding" never hides "could not check"
+    report.findings, report.errors, report.skipped  # kept apart, never merged
 
 Heavy frameworks (torch, onnxruntime) are imported only when a model needs them.
 """
