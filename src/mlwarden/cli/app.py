@@ -58,7 +58,9 @@ def _root(
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_ERROR)
 
 
@@ -110,7 +112,7 @@ def _finish(report: Any, out_dir: Path, fail_on: str, quiet: bool) -> NoReturn:
         render_console(report, out)
         out.print()
         for kind, path in paths.items():
-            out.print(f"  {kind:<5} {path}")
+            out.print(f"  {kind:<5} {path}", soft_wrap=True, highlight=False)
     if report.errors:
         err.print(
             f"[bold red]audit incomplete:[/] {len(report.errors)} check(s) could not run; "
@@ -224,11 +226,11 @@ def demo(
         paths = write_all(result.report, out_dir)
         if not quiet:
             for line in result.notes:
-                out.print(line)
+                out.print(line, soft_wrap=True, highlight=False)
             out.print()
             render_console(result.report, out)
             out.print()
-        out.print(f"Report: {paths['html']}")
+        out.print(f"Report: {paths['html']}", soft_wrap=True, highlight=False)
         if result.report.errors:
             raise typer.Exit(EXIT_ERROR)
 

@@ -42,7 +42,7 @@ _REMEDIATION = (
 RULE_WHITE_BOX = register_rule(
     Rule(
         id="MLW-EVA-001",
-        title="Model can be evaded with gradient-guided perturbations (white-box PGD)",
+        title="Model can be evaded by an attacker who has the model (white-box PGD cascade)",
         family=ThreatFamily.EVASION,
         severity=Severity.HIGH,
         atlas=("AML.T0015", "AML.T0043.000"),

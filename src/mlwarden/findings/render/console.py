@@ -33,6 +33,10 @@ SEVERITY_STYLES: dict[str, str] = {
 """rich style per severity name."""
 
 
+_WIDE = 140
+"""Terminals at least this wide get one column per field."""
+
+
 def render_console(report: Report, console: Console) -> None:
     """Print the verdict, the findings table, then errors and skipped checks.
 
@@ -75,14 +79,30 @@ def render_console(report: Report, console: Console) -> None:
             Text.assemble(("AUDIT INCOMPLETE ", "bold white on red"), " ", (warning, "bold red"))
         )
 
-    if report.findings:
+    if report.findings and console.width < _WIDE:
+        # Narrow terminals: one cell per finding, the title on its own line.
+        table = Table(box=box.SIMPLE_HEAVY, show_edge=False, pad_edge=False, expand=False)
+        table.add_column("Severity", no_wrap=True)
+        table.add_column("Status", no_wrap=True)
+        table.add_column("Finding")
+        for f in sorted_findings(report.findings):
+            sev_style = SEVERITY_STYLES[f.severity.value] if not f.passed else "dim"
+            status = Text("FAIL", style="bold red") if not f.passed else Text("pass", style="green")
+            cell = Text.assemble(
+                (f.rule_id, "bold"), f" · {f.target} · {f.metric} ",
+                (fmt_number(f.value), "bold" if not f.passed else ""), f" ({comparison(f)})\n",
+                (f.title, "dim"),
+            )  # fmt: skip
+            table.add_row(Text(f.severity.value, style=sev_style), status, cell)
+        console.print(table)
+    elif report.findings:
         table = Table(box=box.SIMPLE_HEAVY, show_edge=False, pad_edge=False, expand=False)
         table.add_column("Severity", no_wrap=True)
         table.add_column("Status", no_wrap=True)
         table.add_column("Rule", no_wrap=True)
-        table.add_column("Finding")
-        table.add_column("Model")
-        table.add_column("Metric")
+        table.add_column("Finding", min_width=30)
+        table.add_column("Model", no_wrap=True)
+        table.add_column("Metric", no_wrap=True)
         table.add_column("Value", justify="right", no_wrap=True)
         table.add_column("Threshold", justify="right", no_wrap=True)
         for f in sorted_findings(report.findings):
