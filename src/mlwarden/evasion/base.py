@@ -12,9 +12,10 @@ import numpy as np
 import numpy.typing as npt
 
 from mlwarden._random import RandomState, as_generator
+from mlwarden._validation import check_choice, check_number
 from mlwarden.data.schema import FeatureSchema
 from mlwarden.evasion.threat_model import PerturbationSet, default_schema
-from mlwarden.exceptions import DataError, InvalidParameterError
+from mlwarden.exceptions import DataError
 from mlwarden.models.base import Capability, Target
 
 __all__ = ["AttackResult", "EvasionAttack"]
@@ -70,9 +71,10 @@ class EvasionAttack(ABC):
 
     def _validate_params(self) -> None:
         """Raise :class:`InvalidParameterError` for unusable hyper-parameters."""
-        eps = getattr(self, "eps", None)
-        if eps is not None and not (isinstance(eps, int | float) and np.isfinite(eps) and eps > 0):
-            raise InvalidParameterError(f"{self.name}: eps must be a positive number, got {eps!r}")
+        check_number(self.name, "eps", getattr(self, "eps", None), low=0, low_open=True)
+        check_choice(
+            self.name, "categorical", getattr(self, "categorical", "free"), ("free", "fixed")
+        )
 
     def generate(
         self,

@@ -10,6 +10,7 @@ integers and one-hot groups respected) fools the real model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy import stats
 
 from mlwarden._progress import ProgressCallback, report_progress
 from mlwarden._registry import register
+from mlwarden._validation import check_choice, check_int, check_number
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.data.dataset import Dataset
 from mlwarden.data.schema import FeatureSchema
@@ -124,31 +126,17 @@ class _RobustnessCheck(Check):
 
     # ------------------------------------------------------------- validation
     def _validate_params(self) -> None:
-        for name in ("eps", "min_robust_accuracy"):
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v):
-                raise InvalidParameterError(f"{self.id}: {name} must be a number, got {v!r}")
-        if self.eps <= 0:
-            raise InvalidParameterError(f"{self.id}: eps must be > 0, got {self.eps}")
-        if not 0 <= self.min_robust_accuracy <= 1:
-            raise InvalidParameterError(
-                f"{self.id}: min_robust_accuracy must be in [0, 1], got {self.min_robust_accuracy}"
-            )
-        grid = list(self.eps_grid)
-        if not grid or any(
-            not isinstance(e, int | float) or not np.isfinite(e) or e <= 0 for e in grid
-        ):
+        check_number(self.id, "eps", self.eps, low=0, low_open=True)
+        check_number(self.id, "min_robust_accuracy", self.min_robust_accuracy, low=0, high=1)
+        grid = self.eps_grid
+        if isinstance(grid, str) or not isinstance(grid, Sequence) or not grid:
             raise InvalidParameterError(
                 f"{self.id}: eps_grid must be a non-empty list of positive numbers, got {grid!r}"
             )
-        if not isinstance(self.max_samples, int) or self.max_samples < 1:
-            raise InvalidParameterError(
-                f"{self.id}: max_samples must be an integer >= 1, got {self.max_samples!r}"
-            )
-        if self.categorical not in ("free", "fixed"):
-            raise InvalidParameterError(
-                f"{self.id}: categorical must be 'free' or 'fixed', got {self.categorical!r}"
-            )
+        for e in grid:
+            check_number(self.id, "eps_grid", e, low=0, low_open=True)
+        check_int(self.id, "max_samples", self.max_samples)
+        check_choice(self.id, "categorical", self.categorical, ("free", "fixed"))
         for attack in self._make_attacks(self.eps):
             attack._validate_params()
 
@@ -452,11 +440,7 @@ class PGDEvasionCheck(_RobustnessCheck):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        v = self.max_black_box_only
-        if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1:
-            raise InvalidParameterError(
-                f"{self.id}: max_black_box_only must be a number in [0, 1], got {v!r}"
-            )
+        check_number(self.id, "max_black_box_only", self.max_black_box_only, low=0, high=1)
 
     def _extra_findings(
         self,

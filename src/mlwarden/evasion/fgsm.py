@@ -15,10 +15,10 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from mlwarden._validation import check_choice
 from mlwarden.data.schema import FeatureKind
 from mlwarden.evasion.base import EvasionAttack
 from mlwarden.evasion.threat_model import PerturbationSet
-from mlwarden.exceptions import InvalidParameterError
 from mlwarden.models.base import Capability, Target
 
 __all__ = ["FGSM"]
@@ -47,8 +47,7 @@ class FGSM(EvasionAttack):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if self.loss not in ("ce", "margin"):
-            raise InvalidParameterError(f"FGSM: loss must be 'ce' or 'margin', got {self.loss!r}")
+        check_choice(self.name, "loss", self.loss, ("ce", "margin"))
 
     def _run(
         self,

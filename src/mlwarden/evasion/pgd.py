@@ -18,10 +18,10 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from mlwarden._validation import check_choice, check_int, check_number
 from mlwarden.data.schema import FeatureKind
 from mlwarden.evasion.base import EvasionAttack
 from mlwarden.evasion.threat_model import PerturbationSet
-from mlwarden.exceptions import InvalidParameterError
 from mlwarden.models.base import Capability, Target
 
 __all__ = ["PGD"]
@@ -79,16 +79,11 @@ class PGD(EvasionAttack):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        for pname in ("steps", "restarts"):
-            v = getattr(self, pname)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise InvalidParameterError(f"PGD: {pname} must be an integer >= 1, got {v!r}")
-        if self.step_size is not None and not (
-            isinstance(self.step_size, int | float) and self.step_size > 0
-        ):
-            raise InvalidParameterError(f"PGD: step_size must be > 0, got {self.step_size!r}")
-        if self.loss not in ("ce", "margin"):
-            raise InvalidParameterError(f"PGD: loss must be 'ce' or 'margin', got {self.loss!r}")
+        check_int(self.name, "steps", self.steps)
+        check_int(self.name, "restarts", self.restarts)
+        if self.step_size is not None:
+            check_number(self.name, "step_size", self.step_size, low=0, low_open=True)
+        check_choice(self.name, "loss", self.loss, ("ce", "margin"))
 
     def _run(
         self,

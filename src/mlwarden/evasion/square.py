@@ -21,10 +21,10 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from mlwarden._validation import check_int, check_number
 from mlwarden.data.schema import FeatureKind
 from mlwarden.evasion.base import EvasionAttack
 from mlwarden.evasion.threat_model import PerturbationSet
-from mlwarden.exceptions import InvalidParameterError
 from mlwarden.models.base import Capability, Target
 
 __all__ = ["SquareAttack"]
@@ -83,16 +83,8 @@ class SquareAttack(EvasionAttack):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if (
-            not isinstance(self.n_queries, int)
-            or isinstance(self.n_queries, bool)
-            or (self.n_queries < 1)
-        ):
-            raise InvalidParameterError(
-                f"Square: n_queries must be an integer >= 1, got {self.n_queries!r}"
-            )
-        if not (isinstance(self.p_init, int | float) and 0 < self.p_init <= 1):
-            raise InvalidParameterError(f"Square: p_init must be in (0, 1], got {self.p_init!r}")
+        check_int(self.name, "n_queries", self.n_queries)
+        check_number(self.name, "p_init", self.p_init, low=0, high=1, low_open=True)
 
     def _run(
         self,
