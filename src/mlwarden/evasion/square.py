@@ -61,6 +61,10 @@ class SquareAttack(EvasionAttack):
     p_init : float
         Initial fraction of attackable units changed per step (decays with the
         paper's schedule).
+    interior_rate : float
+        Share of graded-feature proposals drawn uniformly inside the box rather than at
+        a vertex (the paper uses vertices only, which is optimal for locally linear
+        models but misses evasions of piecewise-constant ones such as tree ensembles).
     categorical : {"free", "fixed"}
         Whether mutable binary/categorical features may change.
     """
@@ -74,17 +78,20 @@ class SquareAttack(EvasionAttack):
         eps: float = 0.3,
         n_queries: int = 1000,
         p_init: float = 0.3,
+        interior_rate: float = 0.25,
         categorical: str = "free",
     ) -> None:
         self.eps = eps
         self.n_queries = n_queries
         self.p_init = p_init
+        self.interior_rate = interior_rate
         self.categorical = categorical
 
     def _validate_params(self) -> None:
         super()._validate_params()
         check_int(self.name, "n_queries", self.n_queries)
         check_number(self.name, "p_init", self.p_init, low=0, high=1, low_open=True)
+        check_number(self.name, "interior_rate", self.interior_rate, low=0, high=1)
 
     def _run(
         self,
@@ -136,12 +143,13 @@ class SquareAttack(EvasionAttack):
             new = x_best[act].copy()
             if len(graded):
                 pick = chosen[:, : len(graded)]
-                vert = np.where(
-                    rng.random(pick.shape) < 0.5,
-                    pset.lower[np.ix_(act, graded)],
-                    pset.upper[np.ix_(act, graded)],
-                )
-                new[:, graded] = np.where(pick, vert, new[:, graded])
+                lo, hi = pset.lower[np.ix_(act, graded)], pset.upper[np.ix_(act, graded)]
+                vert = np.where(rng.random(pick.shape) < 0.5, lo, hi)
+                # Piecewise-constant models (tree ensembles) can be fooled inside the box
+                # and not at its vertices: a share of proposals is drawn uniformly.
+                inner = rng.uniform(lo, hi)
+                value = np.where(rng.random(pick.shape) < self.interior_rate, inner, vert)
+                new[:, graded] = np.where(pick, value, new[:, graded])
             if len(binary):
                 pick = chosen[:, len(graded) : len(graded) + len(binary)]
                 new[:, binary] = np.where(pick, 1.0 - new[:, binary], new[:, binary])

@@ -156,3 +156,26 @@ def test_projection_always_lands_in_the_feasible_set(eps, noise, row):
     pset = PerturbationSet.build(x0, eps, data.schema)
     projected = pset.project(x0 + np.array(noise))
     assert pset.contains(projected).all()
+
+
+def test_square_finds_evasions_inside_the_box_not_only_at_vertices():
+    """A piecewise-constant model (like a tree) that is only fooled strictly inside the box."""
+    from mlwarden.data import Feature, FeatureSchema
+    from mlwarden.models import CallableTarget
+
+    def band(x):
+        fooled = (x[:, 0] > 0.3) & (x[:, 0] < 0.45)
+        return np.column_stack([~fooled, fooled]).astype(float) * 0.8 + 0.1
+
+    target = CallableTarget(band, n_features=2, n_classes=2, output="probabilities")
+    schema = FeatureSchema((Feature("a", lower=-1, upper=1), Feature("b", lower=-1, upper=1)))
+    x = np.zeros((50, 2))
+    y = np.zeros(50, dtype=np.int64)
+    vertices_only = SquareAttack(eps=1.0, n_queries=200, interior_rate=0.0).generate(
+        target, x, y, schema=schema, random_state=0
+    )
+    assert not vertices_only.success.any()
+    default = SquareAttack(eps=1.0, n_queries=200).generate(
+        target, x, y, schema=schema, random_state=0
+    )
+    assert default.success.mean() > 0.75
