@@ -208,6 +208,13 @@ class Target(ABC):
         """
         ys = np.asarray(y).reshape(-1)
         classes = self.classes
+        if ys.dtype.kind in "biuf" and classes.dtype.kind in "biuf" and len(classes):
+            # Fast path for numeric labels; falls through to name the unknown ones.
+            order = np.argsort(classes, kind="stable")
+            ordered = classes[order]
+            pos = np.clip(np.searchsorted(ordered, ys), 0, len(ordered) - 1)
+            if np.all(ordered[pos] == ys):
+                return np.asarray(order[pos], dtype=np.int64)
         lookup = {_label_key(c): i for i, c in enumerate(classes.tolist())}
         out = np.empty(len(ys), dtype=np.int64)
         unknown: set[str] = set()
