@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # torch is pinned to the CPU wheel on these machines' disk (see constraints.txt).
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint typecheck pytest fast-test bench-env clean
+.PHONY: demo test lint typecheck pytest fast-test bench-env bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,25 @@ pytest: $(VENV)/.installed-dev
 fast-test: $(VENV)/.installed-dev
 	$(BIN)/pytest -m "not slow"
 
+# Peers for the side-by-side benchmarks live in their own environment, never in the
+# package's dependencies. torchattacks is installed without its declared torchvision and
+# requests pins, which it does not import.
+BENCH_VENV := .bench-venv
+BENCH_BIN := $(BENCH_VENV)/bin
+
+$(BENCH_VENV)/.installed: pyproject.toml constraints.txt benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BENCH_BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-e ".[all]" -r benchmarks/requirements.txt
+	$(BENCH_BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		torchattacks==3.5.1
+	touch $@
+
+bench-env: $(BENCH_VENV)/.installed
+
+bench: bench-env
+	$(BENCH_BIN)/python benchmarks/evasion_vs_peers.py
+
 clean:
-	rm -rf $(VENV) demo-report .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) demo-report .mypy_cache .ruff_cache .pytest_cache

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlwarden.data import Dataset, Feature, FeatureKind, FeatureSchema
-from mlwarden.models.base import Capability, InputSpec, Target
+from mlwarden.models.base import Capability, InputSpec, Target, loss_from_logits
 
 
 @dataclass
@@ -38,19 +38,10 @@ class SoftmaxTarget(Target):
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def _loss_gradient(self, x, y, loss):
-        rows = np.arange(len(y))
-        if loss == "ce":
-            p = self._predict_proba(x)
-            value = -np.log(p[rows, y] + 1e-12)
-            onehot = np.zeros_like(p)
-            onehot[rows, y] = 1
-            return value, (p - onehot) @ self.W.T
-        z = self._logits(x)
-        other = z.copy()
-        other[rows, y] = -np.inf
-        j = other.argmax(axis=1)
-        return z[rows, j] - z[rows, y], (self.W[:, j] - self.W[:, y]).T
+    def _loss_gradient(self, x, y, loss, target_class=None):
+        # Every loss is a function of the logits z = x W + b: dL/dx = dL/dz W^T.
+        value, dz = loss_from_logits(self._logits(x), y, loss, target_class)
+        return value, dz @ self.W.T
 
 
 def linear_problem(n: int = 400, seed: int = 0) -> tuple[SoftmaxTarget, Dataset]:

@@ -1,9 +1,21 @@
 """Evasion: adversarial-example attacks under a feasible threat model, and their checks."""
 
+from mlwarden.evasion.apgd import APGD
 from mlwarden.evasion.base import AttackResult, EvasionAttack
+from mlwarden.evasion.evaluate import RobustnessEvaluation, evaluate
 from mlwarden.evasion.fgsm import FGSM
 from mlwarden.evasion.pgd import PGD
 from mlwarden.evasion.square import SquareAttack
 from mlwarden.evasion.threat_model import PerturbationSet
 
-__all__ = ["FGSM", "PGD", "AttackResult", "EvasionAttack", "PerturbationSet", "SquareAttack"]
+__all__ = [
+    "APGD",
+    "FGSM",
+    "PGD",
+    "AttackResult",
+    "EvasionAttack",
+    "PerturbationSet",
+    "RobustnessEvaluation",
+    "SquareAttack",
+    "evaluate",
+]

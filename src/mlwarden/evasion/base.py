@@ -117,7 +117,7 @@ class EvasionAttack(ABC):
         start = time.perf_counter()
         x_adv, queries = self._run(target, pset, ys, rng)
         # Never trust the search loop: re-check feasibility and success on the real model.
-        feasible = pset.contains(x_adv)
+        feasible = self._feasible(pset, x_adv)
         infeasible = int((~feasible).sum())
         x_adv = np.where(feasible[:, None], x_adv, xs)
         # (The re-check is the auditor's query, not the attacker's: not counted in `queries`.)
@@ -129,6 +129,11 @@ class EvasionAttack(ABC):
             infeasible=infeasible,
             seconds=time.perf_counter() - start,
         )
+
+    def _feasible(self, pset: PerturbationSet, x_adv: FloatArray) -> npt.NDArray[np.bool_]:
+        """Rows of ``x_adv`` inside the threat model; attacks with a tighter budget (an L2
+        ball inside the L∞ box) narrow it."""
+        return pset.contains(x_adv)
 
     @abstractmethod
     def _run(

@@ -38,7 +38,7 @@ __all__ = ["EpsResult", "RobustnessEvaluation", "SanityIssue", "StageStats", "ev
 
 FloatArray = npt.NDArray[np.float64]
 PRESETS = ("fast", "standard")
-NORMS = ("linf",)
+NORMS = ("linf", "l2")
 
 
 @dataclass(frozen=True)
@@ -156,26 +156,35 @@ class RobustnessEvaluation:
 AttackFactory = Callable[[float], EvasionAttack]
 
 
-def default_cascade(target: Target, preset: str) -> list[tuple[str, AttackFactory]]:
+def default_cascade(
+    target: Target, preset: str, norm: str = "linf"
+) -> list[tuple[str, AttackFactory]]:
     """The attacks :func:`evaluate` runs for ``target`` under ``preset``, in order.
 
-    Gradient attacks come first (cheap and strong when gradients are informative), a
-    score-based search next (it catches masked gradients and works on trees), and a
-    decision-based search for targets that return labels only.
+    As AutoAttack: APGD with the cross-entropy, then targeted APGD (DLR for 4+ classes,
+    the logit margin otherwise) against the most likely other classes — when the target
+    has gradients; then the score-based Square Attack (L∞) when it returns scores, which
+    catches masked gradients and works on trees.
     """
-    from mlwarden.evasion.pgd import PGD
+    from mlwarden.evasion.apgd import APGD
     from mlwarden.evasion.square import SquareAttack
 
     caps = target.capabilities
     standard = preset == "standard"
     stages: list[tuple[str, AttackFactory]] = []
     if Capability.GRADIENTS in caps:
-        steps, restarts = (100, 3) if standard else (50, 2)
-        for loss in ("ce", "margin"):
+        steps = 100 if standard else 50
+        n_targets = 9 if standard else 3
+        stages.append(("APGD-ce", attack_factory(APGD, steps=steps, loss="ce", norm=norm)))
+        if Capability.SCORES in caps:
             stages.append(
-                (f"PGD-{loss}", attack_factory(PGD, steps=steps, restarts=restarts, loss=loss))
-            )
-    if Capability.SCORES in caps:
+                (
+                    "APGD-T",
+                    attack_factory(APGD, steps=steps, loss="auto-targeted", norm=norm,
+                                   n_target_classes=n_targets),
+                )
+            )  # fmt: skip
+    if Capability.SCORES in caps and norm == "linf":
         queries = 5000 if standard else 1000
         stages.append(("Square", attack_factory(SquareAttack, n_queries=queries)))
     return stages
@@ -268,8 +277,8 @@ def evaluate(
         Their true labels (as the model's classes, not indices).
     eps : float or sequence of float
         Budgets in per-feature scale units (see :mod:`mlwarden.evasion.threat_model`).
-    norm : {"linf"}
-        Perturbation norm.
+    norm : {"linf", "l2"}
+        Perturbation norm (the Square stage is L∞ only).
     preset : {"fast", "standard"}
         Attack budgets: ``"standard"`` spends more steps, restarts and queries.
     schema : FeatureSchema, optional
@@ -298,7 +307,7 @@ def evaluate(
     if len(ys) != len(xs):
         raise DataError(f"evaluate: {len(xs)} rows but {len(ys)} labels")
     schema = schema or default_schema(target)
-    cascade = list(attacks) if attacks is not None else default_cascade(target, preset)
+    cascade = list(attacks) if attacks is not None else default_cascade(target, preset, norm)
     if not cascade:
         raise InvalidParameterError(
             f"evaluate: no attack applies to {target.name!r} "

@@ -20,12 +20,32 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mlwarden.exceptions import CapabilityError, DataError, IncompatibleModelError
+from mlwarden.exceptions import (
+    CapabilityError,
+    DataError,
+    IncompatibleModelError,
+    InvalidParameterError,
+)
 
-__all__ = ["Capability", "InputSpec", "Target"]
+__all__ = [
+    "LOSSES",
+    "TARGETED_LOSSES",
+    "Capability",
+    "InputSpec",
+    "Target",
+    "check_loss",
+    "loss_from_logits",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+LOSSES = ("ce", "margin", "dlr", "ce-targeted", "margin-targeted", "dlr-targeted")
+"""Losses of :meth:`Target.loss_gradient`; ascending any of them is the attack direction."""
+TARGETED_LOSSES = ("ce-targeted", "margin-targeted", "dlr-targeted")
+"""The losses that pull towards a ``target_class`` instead of away from the true class."""
+_MIN_CLASSES = {"dlr": (3, "margin"), "dlr-targeted": (4, "margin-targeted")}
+_DLR_EPS = 1e-12
 
 
 class Capability(enum.Flag):
@@ -164,9 +184,35 @@ class Target(ABC):
         return np.asarray(self._logits(xs), dtype=np.float64)
 
     def loss_gradient(
-        self, x: npt.ArrayLike, y: npt.ArrayLike, *, loss: str = "ce"
+        self,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        *,
+        loss: str = "ce",
+        target_class: npt.ArrayLike | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Per-row loss and its gradient with respect to the input.
+
+        Every loss is oriented so that *ascending* it attacks: the larger the value,
+        the more adversarial the row. With ``z`` the logits (log-probabilities for a
+        model that only returns probabilities), ``y`` the true and ``t`` the target
+        class, and ``z_(1) >= z_(2) >= ...`` the sorted logits:
+
+        ``"ce"``
+            Cross-entropy of ``y``.
+        ``"margin"``
+            ``max_{i != y} z_i - z_y``; positive once the row is misclassified.
+        ``"dlr"``
+            Difference of logits ratio (Croce and Hein, 2020),
+            ``-(z_y - max_{i != y} z_i) / (z_(1) - z_(3) + 1e-12)``: the margin made
+            invariant to shifting and rescaling the logits. Needs 3 classes or more.
+        ``"ce-targeted"``
+            Minus the cross-entropy of ``t``.
+        ``"margin-targeted"``
+            ``z_t - z_y``. For two classes it is the same as ``"margin"``.
+        ``"dlr-targeted"``
+            ``-(z_y - z_t) / (z_(1) - (z_(3) + z_(4)) / 2 + 1e-12)``. Needs 4 classes
+            or more.
 
         Parameters
         ----------
@@ -174,29 +220,55 @@ class Target(ABC):
             Raw input rows (before any preprocessing the target declares).
         y : array-like of shape (n,)
             Class indices (not labels) the loss is computed against.
-        loss : {"ce", "margin"}
-            ``"ce"`` is the cross-entropy of ``y``; ``"margin"`` is the best other
-            logit minus the logit of ``y`` (positive once misclassified).
+        loss : str, default="ce"
+            One of :data:`LOSSES`.
+        target_class : array-like of shape (n,) or None
+            Class index each row is pulled towards; required by the targeted losses
+            (:data:`TARGETED_LOSSES`), refused by the others, and never equal to ``y``.
 
         Returns
         -------
         loss : ndarray of shape (n,)
         gradient : ndarray of shape (n, n_features)
             Gradient of the per-row loss with respect to ``x``; ascending it attacks.
+
+        Raises
+        ------
+        InvalidParameterError
+            For an unknown loss, a DLR loss on too few classes (use the margin losses
+            there), or a missing, superfluous or invalid ``target_class``.
         """
         self.require(Capability.GRADIENTS, by="loss_gradient")
+        check_loss(loss, self.n_classes, targeted=target_class is not None)
         xs = self._check_x(x)
+        ys = self._check_classes(y, len(xs), "labels")
+        ts = None
+        if target_class is not None:
+            ts = self._check_classes(target_class, len(xs), "target classes")
+            same = ts == ys
+            if same.any():
+                raise InvalidParameterError(
+                    f"target_class equals the true class in {int(same.sum())} row(s) "
+                    f"(first: row {int(np.argmax(same))})"
+                )
+        self.n_queries += len(xs)
+        self.n_gradient_queries += len(xs)
+        # Subclasses written before the targeted losses take (x, y, loss) only.
+        if ts is None:
+            value, grad = self._loss_gradient(xs, ys, loss)
+        else:
+            value, grad = self._loss_gradient(xs, ys, loss, ts)
+        return np.asarray(value, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+
+    def _check_classes(self, y: npt.ArrayLike, n: int, what: str) -> IntArray:
         ys = np.asarray(y, dtype=np.int64).reshape(-1)
-        if len(ys) != len(xs):
-            raise DataError(f"loss_gradient: {len(xs)} rows but {len(ys)} labels")
+        if len(ys) != n:
+            raise DataError(f"loss_gradient: {n} rows but {len(ys)} {what}")
         if ys.size and (ys.min() < 0 or ys.max() >= self.n_classes):
             raise IncompatibleModelError(
                 f"class indices must be in [0, {self.n_classes}); got {ys.min()}..{ys.max()}"
             )
-        self.n_queries += len(xs)
-        self.n_gradient_queries += len(xs)
-        value, grad = self._loss_gradient(xs, ys, loss)
-        return np.asarray(value, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+        return ys
 
     def encode_labels(self, y: npt.ArrayLike) -> IntArray:
         """Map class labels to indices into :attr:`classes`.
@@ -284,9 +356,124 @@ class Target(ABC):
         raise CapabilityError(f"{self.name!r} offers no logits")
 
     def _loss_gradient(
-        self, x: FloatArray, y: IntArray, loss: str
+        self, x: FloatArray, y: IntArray, loss: str, target_class: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray]:  # pragma: no cover - guarded
+        """Per-row ``loss`` and input gradient; arguments are already validated."""
         raise CapabilityError(f"{self.name!r} offers no gradients")
+
+
+def check_loss(loss: object, n_classes: int, *, targeted: bool | None = None) -> str:
+    """Check that ``loss`` is one of :data:`LOSSES` and usable with ``n_classes`` classes.
+
+    Parameters
+    ----------
+    loss : str
+        The loss name.
+    n_classes : int
+        Number of classes of the model.
+    targeted : bool or None
+        Whether a ``target_class`` is given; ``None`` skips that check.
+
+    Raises
+    ------
+    InvalidParameterError
+        With a message that says what to use instead.
+    """
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise InvalidParameterError(
+            f"loss must be one of {', '.join(map(repr, LOSSES))}, got {loss!r}"
+        )
+    if loss in _MIN_CLASSES:
+        need, instead = _MIN_CLASSES[loss]
+        if n_classes < need:
+            raise InvalidParameterError(
+                f"loss {loss!r} needs at least {need} classes and the model has "
+                f"{n_classes}: use {instead!r}"
+            )
+    if targeted is not None:
+        wants = loss in TARGETED_LOSSES
+        if wants and not targeted:
+            raise InvalidParameterError(f"loss {loss!r} needs target_class (one class per row)")
+        if targeted and not wants:
+            raise InvalidParameterError(
+                f"target_class is only used by the targeted losses "
+                f"({', '.join(map(repr, TARGETED_LOSSES))}), not by {loss!r}"
+            )
+    return loss
+
+
+def loss_from_logits(
+    z: npt.ArrayLike,
+    y: npt.ArrayLike,
+    loss: str,
+    target_class: npt.ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """The losses of :meth:`Target.loss_gradient` and their gradients with respect to logits.
+
+    A numpy reference for targets whose input gradient is a logit gradient times a
+    Jacobian (linear models), and for tests. Arguments are not validated.
+
+    Parameters
+    ----------
+    z : array-like of shape (n, k)
+        Logits.
+    y : array-like of shape (n,)
+        True class indices.
+    loss : str
+        One of :data:`LOSSES`.
+    target_class : array-like of shape (n,) or None
+        Target class indices for the targeted losses.
+
+    Returns
+    -------
+    value : ndarray of shape (n,)
+    dz : ndarray of shape (n, k)
+        Gradient of each row's loss with respect to that row's logits.
+    """
+    zs = np.asarray(z, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.int64).reshape(-1)
+    n, k = zs.shape
+    rows = np.arange(n)
+    onehot_y = np.zeros((n, k))
+    onehot_y[rows, ys] = 1.0
+    ts = None if target_class is None else np.asarray(target_class, dtype=np.int64).reshape(-1)
+
+    def _ce(cls: IntArray) -> tuple[FloatArray, FloatArray]:
+        s = zs - zs.max(axis=1, keepdims=True)
+        logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+        onehot = np.zeros((n, k))
+        onehot[rows, cls] = 1.0
+        return -logp[rows, cls], np.exp(logp) - onehot
+
+    if loss == "ce":
+        return _ce(ys)
+    if loss == "ce-targeted":
+        assert ts is not None
+        v, g = _ce(ts)
+        return -v, -g
+    # The margin-like losses: numerator (z_other - z_y) over a scale (1 for margins).
+    if ts is None:
+        others = np.where(onehot_y > 0, -np.inf, zs)
+        other = np.argmax(others, axis=1)
+    else:
+        other = ts
+    num = zs[rows, other] - zs[rows, ys]
+    dnum = -onehot_y
+    dnum[rows, other] += 1.0
+    if loss in ("margin", "margin-targeted"):
+        return num, dnum
+    order = np.argsort(-zs, axis=1, kind="stable")
+    dden = np.zeros((n, k))
+    dden[rows, order[:, 0]] += 1.0
+    if loss == "dlr":
+        dden[rows, order[:, 2]] -= 1.0
+    else:  # dlr-targeted
+        dden[rows, order[:, 2]] -= 0.5
+        dden[rows, order[:, 3]] -= 0.5
+    den = (dden * zs).sum(axis=1) + _DLR_EPS
+    value = num / den
+    grad = dnum / den[:, None] - (num / den**2)[:, None] * dden
+    return value, grad
 
 
 def _label_key(v: Any) -> Any:

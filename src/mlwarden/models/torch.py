@@ -23,7 +23,7 @@ from mlwarden.exceptions import (
     MissingDependencyError,
     ModelLoadError,
 )
-from mlwarden.models.base import Capability, InputSpec, Target
+from mlwarden.models.base import Capability, InputSpec, Target, check_loss
 
 try:
     import torch
@@ -44,7 +44,7 @@ METADATA_FILE = "mlwarden.json"
 """Name of the extra file holding mlwarden's metadata inside a TorchScript archive."""
 _METADATA_FORMAT = "mlwarden.torchscript"
 _OUTPUTS = ("logits", "probabilities")
-_LOSSES = ("ce", "margin")
+_DLR_EPS = 1e-12
 
 
 class TorchTarget(Target):
@@ -264,10 +264,9 @@ class TorchTarget(Target):
         return np.asarray(np.argmax(self._batched(x), axis=1), dtype=np.int64)
 
     def _loss_gradient(
-        self, x: FloatArray, y: IntArray, loss: str
+        self, x: FloatArray, y: IntArray, loss: str, target_class: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray]:
-        if loss not in _LOSSES:
-            raise InvalidParameterError(f"loss must be 'ce' or 'margin', got {loss!r}")
+        check_loss(loss, self.n_classes, targeted=target_class is not None)
         values = np.zeros(len(x), dtype=np.float64)
         grads = np.zeros(x.shape, dtype=np.float64)
         with torch.enable_grad(), _eval_mode(self.module):
@@ -275,19 +274,41 @@ class TorchTarget(Target):
                 stop = start + self.batch_size
                 xt = torch.tensor(x[start:stop], dtype=torch.float32, requires_grad=True)
                 yt = torch.as_tensor(y[start:stop], dtype=torch.int64)
+                tt = None
+                if target_class is not None:
+                    tt = torch.as_tensor(target_class[start:stop], dtype=torch.int64)
                 z = self._scores(xt)
                 if self.output == "probabilities":
                     z = torch.log(z.clamp_min(1e-30))
-                if loss == "ce":
-                    per_row = nnf.cross_entropy(z, yt, reduction="none")
-                else:
-                    z_true = z.gather(1, yt[:, None])[:, 0]
-                    others = z.masked_fill(nnf.one_hot(yt, z.shape[1]).bool(), float("-inf"))
-                    per_row = others.max(dim=1).values - z_true
+                per_row = _torch_loss(z, yt, loss, tt)
                 (g,) = torch.autograd.grad(per_row.sum(), xt)
                 values[start:stop] = per_row.detach().numpy()
                 grads[start:stop] = g.numpy()
         return values, grads
+
+
+def _torch_loss(
+    z: torch.Tensor, y: torch.Tensor, loss: str, t: torch.Tensor | None
+) -> torch.Tensor:
+    """Per-row attack losses on logits ``z`` (see :meth:`Target.loss_gradient`)."""
+    if loss == "ce":
+        return nnf.cross_entropy(z, y, reduction="none")
+    if loss == "ce-targeted":
+        assert t is not None
+        return -nnf.cross_entropy(z, t, reduction="none")
+    z_true = z.gather(1, y[:, None])[:, 0]
+    if t is None:
+        others = z.masked_fill(nnf.one_hot(y, z.shape[1]).bool(), float("-inf"))
+        z_other = others.max(dim=1).values
+    else:
+        z_other = z.gather(1, t[:, None])[:, 0]
+    num = z_other - z_true
+    if loss in ("margin", "margin-targeted"):
+        return num
+    top = z.sort(dim=1, descending=True).values
+    # dlr: z_(1) - z_(3); dlr-targeted: z_(1) - (z_(3) + z_(4)) / 2.
+    den = top[:, 0] - (top[:, 2] if loss == "dlr" else 0.5 * (top[:, 2] + top[:, 3]))
+    return num / (den + _DLR_EPS)
 
 
 def save_torchscript(

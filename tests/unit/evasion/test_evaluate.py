@@ -18,15 +18,15 @@ from mlwarden.models.base import Capability
 class MaskedGradients(SoftmaxTarget):
     """Gradients that point the wrong way (a crude gradient-masking 'defense')."""
 
-    def _loss_gradient(self, x, y, loss):
-        value, grad = super()._loss_gradient(x, y, loss)
+    def _loss_gradient(self, x, y, loss, target_class=None):
+        value, grad = super()._loss_gradient(x, y, loss, target_class)
         return value, -grad
 
 
 @dataclass
 class ZeroGradients(SoftmaxTarget):
-    def _loss_gradient(self, x, y, loss):
-        value, grad = super()._loss_gradient(x, y, loss)
+    def _loss_gradient(self, x, y, loss, target_class=None):
+        value, grad = super()._loss_gradient(x, y, loss, target_class)
         return value, np.zeros_like(grad)
 
 
