@@ -45,20 +45,24 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     sarif = json.loads((out / "report.sarif").read_text())
     jsonschema.Draft7Validator(json.loads(SARIF_SCHEMA.read_text())).validate(sarif)
 
-    # Both models audited; the torch MLP by PGD and Square, the trees by Square only.
+    # Both models audited by the white-box check (APGD on the MLP, the tree-reading attack on
+    # the trees) and the score-based check; the decision-based check is skipped (scores exist).
     checks = {(f["target"], f["check"]) for f in report["findings"]}
     assert checks == {
-        ("fraud-hgb", "evasion.square"),
-        ("fraud-mlp", "evasion.pgd"),
-        ("fraud-mlp", "evasion.square"),
-    }
-    assert report["skipped"] == [
-        {"check": "evasion.pgd", "target": "fraud-hgb", "reason": report["skipped"][0]["reason"]}
-    ]
+        ("fraud-hgb", "evasion.whitebox"), ("fraud-hgb", "evasion.blackbox"),
+        ("fraud-mlp", "evasion.whitebox"), ("fraud-mlp", "evasion.blackbox"),
+    }  # fmt: skip
+    assert sorted((s["target"], s["check"]) for s in report["skipped"]) == [
+        ("fraud-hgb", "evasion.decision"), ("fraud-mlp", "evasion.decision"),
+    ]  # fmt: skip
+    rules = {(f["target"], f["rule_id"]) for f in report["findings"]}
+    assert {("fraud-hgb", "MLW-EVA-001"), ("fraud-hgb", "MLW-EVA-003"),
+            ("fraud-mlp", "MLW-EVA-001"), ("fraud-mlp", "MLW-EVA-005"),
+            ("fraud-mlp", "MLW-EVA-006")} <= rules  # fmt: skip
     assert report["errors"] == []
     for target in report["targets"]:
         assert len(target["sha256"]) == 64
-    mlp = report["metrics"]["fraud-mlp"]["evasion.pgd"]
+    mlp = report["metrics"]["fraud-mlp"]["evasion.whitebox"]
     assert mlp["clean_accuracy"] > 0.5  # the model catches most frauds before the attack
     curve = mlp["curves"][0]["y"]
     assert all(a >= b for a, b in itertools.pairwise(curve))  # monotone in eps

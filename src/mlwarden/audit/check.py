@@ -52,6 +52,8 @@ class Check(ABC):
     rules: ClassVar[tuple[Rule, ...]] = ()
     requires: ClassVar[Capability] = Capability.LABELS
     summary: ClassVar[str] = ""
+    needs: ClassVar[str] = ""
+    """What the check needs from a model, in words, when ``requires`` does not say it all."""
 
     # ------------------------------------------------------------ parameters
     @classmethod

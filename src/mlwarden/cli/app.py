@@ -13,6 +13,7 @@ Heavy libraries are imported inside the commands so that ``mlwarden --help`` and
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -243,19 +244,37 @@ def list_checks() -> None:
 
         from mlwarden import _registry
 
-        table = Table("check", "family", "needs", "rule ids", "what it does")
+        table = Table()
+        table.add_column("check", no_wrap=True)
+        table.add_column("needs")
+        table.add_column("rule ids")
+        table.add_column("what it does")
         for name in _registry.available("check"):
             cls: Any = _registry.get("check", name)
             table.add_row(
                 name,
-                cls.family.value,
-                ", ".join(cls.requires.names()),
+                cls.needs or ", ".join(cls.requires.names()),
                 ", ".join(r.id for r in cls.rules),
                 cls.summary,
             )
         out.print(table)
 
 
+def _register_subcommands() -> None:
+    from mlwarden.cli.harden import harden_app
+
+    app.add_typer(harden_app, name="harden")
+
+
+_register_subcommands()
+
+
 def run() -> None:
-    """Run the app (console-script entry point)."""
+    """Run the app (console-script entry point).
+
+    Attacks send many small batches, where OpenMP and torch thread pools cost far more
+    than they save (and thrash on busy machines): unless the user set it, the process
+    runs them on one thread.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     app()

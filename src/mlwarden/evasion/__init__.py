@@ -4,6 +4,7 @@ from mlwarden.evasion.apgd import APGD
 from mlwarden.evasion.base import AttackResult, EvasionAttack
 from mlwarden.evasion.evaluate import RobustnessEvaluation, evaluate
 from mlwarden.evasion.fgsm import FGSM
+from mlwarden.evasion.hopskipjump import HopSkipJump
 from mlwarden.evasion.pgd import PGD
 from mlwarden.evasion.square import SquareAttack
 from mlwarden.evasion.threat_model import PerturbationSet
@@ -14,6 +15,7 @@ __all__ = [
     "PGD",
     "AttackResult",
     "EvasionAttack",
+    "HopSkipJump",
     "PerturbationSet",
     "RobustnessEvaluation",
     "SquareAttack",

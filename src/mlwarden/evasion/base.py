@@ -59,6 +59,8 @@ class EvasionAttack(ABC):
 
     requires: ClassVar[Capability] = Capability.LABELS
     name: ClassVar[str] = ""
+    white_box: ClassVar[bool] = False
+    """True for attacks that read the model itself (gradients, trees), not only its outputs."""
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters given to ``__init__``."""

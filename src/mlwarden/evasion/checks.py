@@ -1,11 +1,24 @@
 """Evasion checks: how many of the cases a model exists to catch survive an adaptive attacker.
 
+One check per attacker's knowledge, each an :func:`~mlwarden.evasion.evaluate` cascade:
+
+``evasion.whitebox``
+    the attacker has the model: APGD (cross-entropy, then targeted) and a final Square
+    stage on gradient models; the tree-reading attack on tree ensembles. Reports
+    MLW-EVA-001 and the evaluation's sanity checks (MLW-EVA-003, -005, -006, -007).
+``evasion.blackbox``
+    the attacker reads scores: the Square Attack. MLW-EVA-002.
+``evasion.decision``
+    the attacker sees decisions only: HopSkipJump, for targets that return labels only.
+    MLW-EVA-004.
+
 Each check samples the rows of the class the model must catch (fraud, for a fraud
 model; every row for a data set without a positive class), attacks the ones the model
-gets right at increasing budgets ``eps`` and reports the *robust accuracy* — the
-fraction still classified correctly — at the policy budget, with the whole curve. A
-row only counts as broken when a feasible row (immutable features untouched, bounds,
-integers and one-hot groups respected) fools the real model.
+gets right at increasing budgets ``eps`` (each row only until it falls) and reports the
+*robust accuracy* — the fraction still classified correctly — at the policy budget,
+with the curve over ``eps``. A row only counts as broken when a feasible row
+(immutable features untouched, bounds, integers and one-hot groups respected) fools the
+real model.
 """
 
 from __future__ import annotations
@@ -17,112 +30,83 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from mlwarden._progress import ProgressCallback, report_progress
+from mlwarden._progress import ProgressCallback
 from mlwarden._registry import register
 from mlwarden._validation import check_choice, check_int, check_number
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.data.dataset import Dataset
-from mlwarden.data.schema import FeatureSchema
-from mlwarden.evasion.base import EvasionAttack
-from mlwarden.evasion.pgd import PGD
-from mlwarden.evasion.square import SquareAttack
+from mlwarden.data.schema import FeatureKind, FeatureSchema
+from mlwarden.evasion.evaluate import (
+    AttackFactory,
+    RobustnessEvaluation,
+    attack_factory,
+    evaluate,
+)
+from mlwarden.evasion.rules import (
+    RULE_BLACK_BOX,
+    RULE_DECISION,
+    RULE_PROBABILITIES,
+    RULE_RANDOMIZED,
+    RULE_WEAK_WHITE_BOX,
+    RULE_WHITE_BOX,
+    RULE_ZERO_GRADIENTS,
+)
 from mlwarden.exceptions import InvalidParameterError
 from mlwarden.findings.finding import Finding
-from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily, register_rule
+from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily
 from mlwarden.models.base import Capability, Target
 
-__all__ = ["PGDEvasionCheck", "SquareEvasionCheck"]
-
-_REMEDIATION = (
-    "Train with adversarial examples from the same threat model (PGD adversarial training "
-    "or TRADES), drop or coarsen features the attacker controls when they carry little "
-    "signal, add monotonic constraints where the domain allows (a higher amount should "
-    "never lower the fraud score), and re-audit. For tree ensembles, combine the model with "
-    "rules on immutable features the attacker cannot change."
-)
-
-RULE_WHITE_BOX = register_rule(
-    Rule(
-        id="MLW-EVA-001",
-        title="Model can be evaded by an attacker who has the model (white-box PGD cascade)",
-        family=ThreatFamily.EVASION,
-        severity=Severity.HIGH,
-        atlas=("AML.T0015", "AML.T0043.000"),
-        owasp=("ML01",),
-        description=(
-            "An attacker with access to the model's gradients changes only the features "
-            "they control, within a budget eps, until the model misclassifies; the metric "
-            "is the fraction of target-class cases still classified correctly."
-        ),
-        remediation=_REMEDIATION,
-    )
-)
-
-RULE_BLACK_BOX = register_rule(
-    Rule(
-        id="MLW-EVA-002",
-        title="Model can be evaded by querying it (black-box score-based attack)",
-        family=ThreatFamily.EVASION,
-        severity=Severity.HIGH,
-        atlas=("AML.T0015", "AML.T0043.001", "AML.T0040"),
-        owasp=("ML01",),
-        description=(
-            "An attacker who can only query the model and read its scores searches the "
-            "features they control, within a budget eps, until the model misclassifies; "
-            "the metric is the fraction of target-class cases still classified correctly."
-        ),
-        remediation=_REMEDIATION
-        + " Behind an API, return labels instead of scores and rate-limit clients.",
-    )
-)
-
-RULE_WEAK_WHITE_BOX = register_rule(
-    Rule(
-        id="MLW-EVA-003",
-        title="White-box evaluation is weaker than a black-box attack (gradients unreliable)",
-        family=ThreatFamily.EVASION,
-        severity=Severity.MEDIUM,
-        atlas=("AML.T0043.000", "AML.T0043.001"),
-        owasp=("ML01",),
-        description=(
-            "AutoAttack's sanity check (Croce and Hein, 2020): when a black-box attack fools "
-            "the model on cases the gradient-based attacks missed at the same budget, the "
-            "gradients are masked, obfuscated or uninformative (saturated outputs, discrete "
-            "features, non-differentiable preprocessing), so gradient-based robustness "
-            "figures alone overstate robustness. mlwarden reports the worst case of both."
-        ),
-        remediation=(
-            "Do not trust gradient-only robustness figures for this model: rely on the "
-            "worst case over white- and black-box attacks (which MLW-EVA-001 reports), "
-            "expose logits rather than probabilities to the audit, and remove "
-            "non-differentiable or randomised steps from the audited forward pass."
-        ),
-    )
-)
+__all__ = ["BlackBoxEvasionCheck", "DecisionEvasionCheck", "WhiteBoxEvasionCheck"]
 
 _DEFAULT_GRID = (0.05, 0.1, 0.25, 0.5, 1.0)
 _MAX_EXAMPLES = 5
+_PRESETS = ("fast", "standard")
+
+
+def _has_discrete_choices(target: Target, schema: FeatureSchema | None) -> bool:
+    """True when the attacker controls binary or categorical features."""
+    if schema is None:
+        return False
+    discrete = schema.mask(FeatureKind.BINARY, FeatureKind.CATEGORICAL)
+    return bool(np.any(discrete & schema.mutable))
+
+
+def _is_tree_ensemble(target: Target) -> bool:
+    """True when the target wraps a tree ensemble whose trees mlwarden can read."""
+    estimator = getattr(target, "estimator", None)
+    if estimator is None:
+        return False
+    from mlwarden.evasion.trees.ensemble import read_tree_ensemble
+    from mlwarden.exceptions import CapabilityError
+
+    try:
+        read_tree_ensemble(estimator)
+    except CapabilityError:
+        return False
+    return True
 
 
 class _RobustnessCheck(Check):
-    """Shared logic of the evasion checks; subclasses pick the attack."""
+    """Shared logic of the evasion checks; subclasses pick the cascade."""
 
     family: ClassVar[ThreatFamily] = ThreatFamily.EVASION
     rule: ClassVar[Rule]
-    attack_label: ClassVar[str] = ""
-    """Name of the attack cascade for reports, e.g. ``PGD (CE + margin)``."""
     eps: float
-    eps_grid: tuple[float, ...]
+    eps_grid: Sequence[float]
     max_samples: int
     min_robust_accuracy: float
+    preset: str
     categorical: str
 
-    def _make_attacks(self, eps: float, target: Target | None = None) -> list[EvasionAttack]:
-        """The cascade run at budget ``eps``: each attack gets the rows still standing.
+    _schema: FeatureSchema | None = None
+    """The schema of the data being audited (set by :meth:`validate`)."""
 
-        Without a ``target`` it returns every stage (for parameter validation).
-        """
+    def _cascade(self, target: Target) -> list[tuple[str, AttackFactory]]:
         raise NotImplementedError
+
+    def attack_label(self, target: Target) -> str:
+        """Names of the cascade's attacks, e.g. ``APGD-ce + APGD-T + Square``."""
+        return " + ".join(name for name, _ in self._cascade(target))
 
     # ------------------------------------------------------------- validation
     def _validate_params(self) -> None:
@@ -136,14 +120,18 @@ class _RobustnessCheck(Check):
         for e in grid:
             check_number(self.id, "eps_grid", e, low=0, low_open=True)
         check_int(self.id, "max_samples", self.max_samples)
+        check_choice(self.id, "preset", self.preset, _PRESETS)
         check_choice(self.id, "categorical", self.categorical, ("free", "fixed"))
-        for attack in self._make_attacks(self.eps):
-            attack._validate_params()
 
     def validate(self, target: Target, data: Dataset) -> None:
         self._validate_params()
+        self._schema = data.schema
         super().validate(target, data)
         target.encode_labels(data.labels)
+        for _, factory in self._cascade(target):
+            attack = factory(float(self.eps))
+            attack._validate_params()
+            target.require(attack.requires, by=f"check {self.id!r} ({attack.name})")
 
     # -------------------------------------------------------------------- run
     def run(
@@ -166,142 +154,111 @@ class _RobustnessCheck(Check):
             population = f"{data.name} rows"
         if pool.size > self.max_samples:
             pool = np.sort(rng.choice(pool, size=self.max_samples, replace=False))
-        x, y = data.X[pool], y_all[pool]
-        n = len(y)
-        correct = target.predict(x) == y if n else np.zeros(0, dtype=bool)
-        robust = correct.copy()
+        x = data.X[pool]
         grid = sorted({float(e) for e in self.eps_grid} | {float(self.eps)})
-        curve_x, curve_y = [0.0], [float(correct.mean()) if n else float("nan")]
-        per_eps: list[dict[str, Any]] = []
-        x_first_broken = x.copy()
-        broken_at = np.full(n, np.inf)
-        broken_by = np.full(n, "", dtype=object)
-        total_queries = 0
-        infeasible = 0
-        for step, eps in enumerate(grid):
-            report_progress(progress, f"{self.id} on {target.name}", step, len(grid))
-            for attack in self._make_attacks(eps, target):
-                idx = np.flatnonzero(robust)
-                if idx.size == 0:
-                    break
-                res = attack.generate(target, x[idx], y[idx], schema=data.schema, random_state=rng)
-                hit = idx[res.success]
-                robust[hit] = False
-                x_first_broken[hit] = res.x_adv[res.success]
-                broken_at[hit] = eps
-                broken_by[hit] = _stage(attack)
-                total_queries += int(res.queries.sum())
-                infeasible += res.infeasible
-            curve_x.append(eps)
-            curve_y.append(float(robust.mean()) if n else float("nan"))
-            per_eps.append(
-                {"eps": eps, "robust_accuracy": curve_y[-1], "robust": int(robust.sum())}
-            )
-        report_progress(progress, f"{self.id} on {target.name}", len(grid), len(grid))
+        ev = evaluate(
+            target, x, data.labels[pool], eps=grid, schema=data.schema,
+            attacks=self._cascade(target), random_state=rng, progress=progress,
+        )  # fmt: skip
+        findings = [self._robustness_finding(target, data, ev, population)]
+        findings += self._sanity_findings(target, ev)
+        metrics = self._metrics(target, ev, population)
+        table = self._examples_table(target, data, x, ev)
+        if table is not None:
+            metrics["tables"] = [table]
+        return CheckResult(findings=findings, metrics=metrics)
 
-        at_eps = broken_at > self.eps
-        k = int((correct & at_eps).sum())
+    # -------------------------------------------------------------- reporting
+    def _robustness_finding(
+        self, target: Target, data: Dataset, ev: RobustnessEvaluation, population: str
+    ) -> Finding:
+        n = ev.n
+        k = int(np.sum(ev.broken_at > self.eps))
         value = k / n if n else float("nan")
+        threshold = self.min_robust_accuracy
         if n:
             interval = np.asarray(stats.beta.ppf([0.025, 0.975], k + 1, n - k + 1))
             lo, hi = float(interval[0]), float(interval[1])
+            p_below = float(stats.beta.cdf(threshold, k + 1, n - k + 1))
         else:
-            lo, hi = float("nan"), float("nan")
-        passed = value >= self.min_robust_accuracy
-        p_below = float(stats.beta.cdf(self.min_robust_accuracy, k + 1, n - k + 1)) if n else 0.5
-        confidence = 1.0 - p_below if passed else p_below
-        attacks = self._make_attacks(self.eps, target)
+            lo, hi, p_below = float("nan"), float("nan"), 0.5
+        passed = value >= threshold
         severity = self.rule.severity
-        if n and value <= 0.1 * self.min_robust_accuracy:
+        if n and value <= 0.1 * threshold:
             severity = Severity.CRITICAL
-        evaded = int(correct.sum()) - k
+        clean = int(np.sum(ev.broken_by != "clean"))
+        at_eps = (ev.broken_at > 0) & (ev.broken_at <= self.eps)
+        label = self.attack_label(target)
         evidence: dict[str, Any] = {
             "eps": self.eps,
             "eps_units": "per-feature scale (standard deviation; 1 for binary/categorical)",
             "population": population,
             "n_evaluated": n,
-            "clean_correct": int(correct.sum()),
+            "clean_correct": clean,
             "robust_correct": k,
-            "evaded": evaded,
-            "robust_accuracy_ci95": [float(lo), float(hi)],
-            "attack": self.attack_label,
-            "attack_params": {_stage(a): a.get_params() for a in attacks},
-            "evaded_by": {
-                _stage(a): int(np.sum(broken_by[broken_at <= self.eps] == _stage(a)))
-                for a in attacks
-            },
-            "queries": total_queries,
-            "infeasible_candidates_dropped": infeasible,
+            "evaded": clean - k,
+            "robust_accuracy_ci95": [lo, hi],
+            "attack": label,
+            "preset": self.preset,
+            "evaded_by": {s.name: int(np.sum(ev.broken_by[at_eps] == s.name))
+                          for s in ev.stages},
+            "queries": sum(s.queries for s in ev.stages),
+            "median_linf_of_evasions": float(np.median(ev.linf[at_eps])) if at_eps.any() else 0.0,
+            "median_features_changed": (
+                float(np.median(ev.features_changed[at_eps])) if at_eps.any() else 0.0
+            ),
             "attacker_controls": [f.name for f in data.schema.features if f.mutable],
             "categorical": self.categorical,
-        }
+        }  # fmt: skip
         description = (
             f"At eps={self.eps:g} (per-feature scale units), {k} of {n} {population} "
-            f"({value:.1%}) are still classified correctly after the {self.attack_label} attack "
-            f"changed only attacker-controlled features; {int(correct.sum())} were before "
-            f"the attack. Policy: at least {self.min_robust_accuracy:.0%}."
+            f"({value:.1%}) are still classified correctly after {label} changed only "
+            f"attacker-controlled features; {clean} were before the attack. "
+            f"Policy: at least {threshold:.0%}."
         )
-        finding = Finding.from_rule(
-            self.rule,
-            target=target.name,
-            check=self.id,
-            metric="robust_accuracy",
-            value=value,
-            threshold=self.min_robust_accuracy,
-            confidence=confidence,
-            severity=severity,
-            description=description,
-            evidence=evidence,
+        return Finding.from_rule(
+            self.rule, target=target.name, check=self.id, metric="robust_accuracy",
+            value=value, threshold=threshold, confidence=1.0 - p_below if passed else p_below,
+            severity=severity, description=description, evidence=evidence,
             location=target.source,
-        )
-        metrics: dict[str, Any] = {
+        )  # fmt: skip
+
+    def _sanity_findings(self, target: Target, ev: RobustnessEvaluation) -> list[Finding]:
+        return []
+
+    def _metrics(self, target: Target, ev: RobustnessEvaluation, population: str) -> dict[str, Any]:
+        summary = ev.summary()
+        return {
             "population": population,
-            "n_evaluated": n,
-            "clean_accuracy": curve_y[0],
-            "robust_accuracy": value,
+            "n_evaluated": ev.n,
+            "clean_accuracy": ev.clean_accuracy,
+            "robust_accuracy": ev.robust_accuracy(float(self.eps)),
             "eps": self.eps,
-            "per_eps": per_eps,
-            "queries": total_queries,
+            "per_eps": summary["per_eps"],
+            # wall times vary between runs; the report's timings hold them
+            "stages": [{k: v for k, v in st.items() if k != "seconds"} for st in summary["stages"]],
+            "queries": sum(s.queries for s in ev.stages),
             "curves": [
                 {
                     "id": "robust_accuracy_vs_eps",
                     "title": "Robust accuracy vs perturbation budget",
                     "x_label": "eps (per-feature scale units)",
                     "y_label": "still classified correctly",
-                    "label": self.attack_label,
+                    "label": self.attack_label(target),
                     "threshold": self.min_robust_accuracy,
-                    "x": curve_x,
-                    "y": curve_y,
+                    "x": [0.0, *ev.eps],
+                    "y": [ev.clean_accuracy, *(r.robust_accuracy for r in ev.per_eps)],
                 }
             ],
         }
-        table = self._examples_table(target, data, x, x_first_broken, broken_at)
-        if table is not None:
-            metrics["tables"] = [table]
-        findings = [finding, *self._extra_findings(target, attacks, correct, broken_by)]
-        return CheckResult(findings=findings, metrics=metrics)
-
-    def _extra_findings(
-        self,
-        target: Target,
-        attacks: list[EvasionAttack],
-        correct: npt.NDArray[np.bool_],
-        broken_by: npt.NDArray[Any],
-    ) -> list[Finding]:
-        """Findings beyond the robustness one (e.g. sanity checks); none by default."""
-        return []
 
     def _examples_table(
-        self,
-        target: Target,
-        data: Dataset,
-        x: npt.NDArray[np.float64],
-        x_adv: npt.NDArray[np.float64],
-        broken_at: npt.NDArray[np.float64],
+        self, target: Target, data: Dataset, x: npt.NDArray[np.float64], ev: RobustnessEvaluation
     ) -> dict[str, Any] | None:
-        rows = np.flatnonzero(broken_at <= self.eps)[:_MAX_EXAMPLES]
+        rows = np.flatnonzero((ev.broken_at > 0) & (ev.broken_at <= self.eps))[:_MAX_EXAMPLES]
         if rows.size == 0 or data.image_shape is not None:
             return None
+        x_adv = ev.x_adv
         changed = np.any(np.abs(x[rows] - x_adv[rows]) > 1e-9, axis=0)
         schema = data.schema
         # One column per changed feature; a one-hot group is one column holding its category.
@@ -327,7 +284,7 @@ class _RobustnessCheck(Check):
         out_rows: list[list[Any]] = []
         highlight: list[list[int]] = []
         for r_i, r in enumerate(rows):
-            row: list[Any] = [f"#{r_i + 1} (eps {broken_at[r]:g})"]
+            row: list[Any] = [f"#{r_i + 1} (eps {ev.broken_at[r]:g}, {ev.broken_by[r]})"]
             if scores is not None:
                 row += [round(float(scores[0][r_i]), 4), round(float(scores[1][r_i]), 4)]
             for name, idx in columns:
@@ -339,17 +296,11 @@ class _RobustnessCheck(Check):
                     row.append(a)
             out_rows.append(row)
         return {
-            "title": f"Adversarial examples against {target.name} ({self.attack_label})",
+            "title": f"Adversarial examples against {target.name} ({self.id})",
             "columns": header,
             "rows": out_rows,
             "highlight": highlight,
         }
-
-
-def _stage(attack: EvasionAttack) -> str:
-    """A label for one stage of a cascade, e.g. ``PGD-ce``."""
-    loss = getattr(attack, "loss", None)
-    return f"{attack.name}-{loss}" if loss else attack.name
 
 
 def _cell(schema: FeatureSchema, name: str, idx: list[int], row: npt.NDArray[np.float64]) -> str:
@@ -365,9 +316,9 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if v.is_integer() else f"{v:.2f}"
 
 
-@register("check", "evasion.pgd")
-class PGDEvasionCheck(_RobustnessCheck):
-    """White-box L∞ PGD restricted to the features the attacker controls.
+@register("check", "evasion.whitebox")
+class WhiteBoxEvasionCheck(_RobustnessCheck):
+    """The attacker has the model: gradient attacks, or the tree-reading attack on trees.
 
     Parameters
     ----------
@@ -379,33 +330,34 @@ class PGDEvasionCheck(_RobustnessCheck):
         Rows of the target class attacked at most.
     min_robust_accuracy : float
         Pass when at least this fraction stays correctly classified at ``eps``.
-    steps, restarts : int
-        PGD iterations and random restarts.
-    n_queries : int
-        Query budget per row of the final black-box Square stage (run when the target
-        offers scores, as AutoAttack does).
+    preset : {"fast", "standard"}
+        Attack budgets (steps, target classes, Square queries).
     max_black_box_only : float
-        MLW-EVA-003 fails when the Square stage evades more than this fraction of the
-        cases the gradient-based stages could not.
+        MLW-EVA-003 fails when the final black-box stage evades more than this fraction
+        of the correctly classified cases the white-box stages could not.
     categorical : {"free", "fixed"}
         Whether attacker-controlled binary/categorical features may change.
     """
 
-    requires: ClassVar[Capability] = Capability.LABELS | Capability.GRADIENTS
+    requires: ClassVar[Capability] = Capability.LABELS
     rule: ClassVar[Rule] = RULE_WHITE_BOX
-    rules: ClassVar[tuple[Rule, ...]] = (RULE_WHITE_BOX, RULE_WEAK_WHITE_BOX)
-    summary: ClassVar[str] = "white-box PGD robustness on attacker-controlled features"
+    rules: ClassVar[tuple[Rule, ...]] = (
+        RULE_WHITE_BOX, RULE_WEAK_WHITE_BOX, RULE_PROBABILITIES, RULE_ZERO_GRADIENTS,
+        RULE_RANDOMIZED,
+    )  # fmt: skip
+    summary: ClassVar[str] = (
+        "white-box robustness: APGD cascade (gradients) or tree-reading attack (trees)"
+    )
+    needs: ClassVar[str] = "gradients, or a tree ensemble"
 
     def __init__(
         self,
         *,
         eps: float = 0.5,
-        eps_grid: tuple[float, ...] = _DEFAULT_GRID,
+        eps_grid: Sequence[float] = _DEFAULT_GRID,
         max_samples: int = 300,
         min_robust_accuracy: float = 0.5,
-        steps: int = 50,
-        restarts: int = 2,
-        n_queries: int = 300,
+        preset: str = "fast",
         max_black_box_only: float = 0.05,
         categorical: str = "free",
     ) -> None:
@@ -413,72 +365,97 @@ class PGDEvasionCheck(_RobustnessCheck):
         self.eps_grid = eps_grid
         self.max_samples = max_samples
         self.min_robust_accuracy = min_robust_accuracy
-        self.steps = steps
-        self.restarts = restarts
-        self.n_queries = n_queries
+        self.preset = preset
         self.max_black_box_only = max_black_box_only
         self.categorical = categorical
 
-    attack_label: ClassVar[str] = "PGD (CE, margin) + Square"
+    def skip_reason(self, target: Target, data: Dataset) -> str | None:
+        if Capability.GRADIENTS in target.capabilities or _is_tree_ensemble(target):
+            return None
+        return (
+            f"needs gradients or a readable tree ensemble; {target.name!r} offers "
+            f"{', '.join(target.capabilities.names()) or 'nothing'}"
+        )
 
-    def _make_attacks(self, eps: float, target: Target | None = None) -> list[EvasionAttack]:
-        # Cross-entropy first, then the logit margin on what survives (the margin does not
-        # saturate where a confident softmax flattens the CE gradient), then, as in
-        # AutoAttack, a black-box Square stage that catches masked or useless gradients.
-        stages: list[EvasionAttack] = [
-            PGD(
-                eps=eps, steps=self.steps, restarts=self.restarts, loss=loss,
-                categorical=self.categorical,
-            )
-            for loss in ("ce", "margin")
-        ]  # fmt: skip
-        if target is None or Capability.SCORES in target.capabilities:
-            stages.append(
-                SquareAttack(eps=eps, n_queries=self.n_queries, categorical=self.categorical)
-            )
-        return stages
+    def validate(self, target: Target, data: Dataset) -> None:
+        if self.skip_reason(target, data) is not None:
+            from mlwarden.exceptions import CapabilityError
+
+            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
+        super().validate(target, data)
 
     def _validate_params(self) -> None:
         super()._validate_params()
         check_number(self.id, "max_black_box_only", self.max_black_box_only, low=0, high=1)
 
-    def _extra_findings(
-        self,
-        target: Target,
-        attacks: list[EvasionAttack],
-        correct: npt.NDArray[np.bool_],
-        broken_by: npt.NDArray[Any],
-    ) -> list[Finding]:
-        black_box = [_stage(a) for a in attacks if Capability.GRADIENTS not in a.requires]
-        if not black_box:
-            return []
-        attacked = int(correct.sum())
-        extra = int(np.isin(broken_by, black_box).sum())
-        value = extra / attacked if attacked else 0.0
-        white = int(
-            np.isin(broken_by, [_stage(a) for a in attacks if _stage(a) not in black_box]).sum()
-        )
-        return [
-            Finding.from_rule(
-                RULE_WEAK_WHITE_BOX, target=target.name, check=self.id,
-                metric="black_box_only_fraction", value=value,
-                threshold=self.max_black_box_only, higher_is_better=False,
-                description=(
-                    f"At the same budgets, the gradient-based attacks evaded {white} of "
-                    f"{attacked} correctly classified cases; the black-box Square stage then "
-                    f"evaded {extra} more ({value:.1%}). Policy: at most "
-                    f"{self.max_black_box_only:.0%}."
-                ),
-                evidence={"attacked": attacked, "white_box_evaded": white,
-                          "black_box_only_evaded": extra},
-                location=target.source,
+    def _cascade(self, target: Target) -> list[tuple[str, AttackFactory]]:
+        from mlwarden.evasion.apgd import APGD
+        from mlwarden.evasion.square import SquareAttack
+        from mlwarden.evasion.sweep import SweepPGD
+
+        standard = self.preset == "standard"
+        caps = target.capabilities
+        stages: list[tuple[str, AttackFactory]] = []
+        if Capability.GRADIENTS in caps:
+            steps = 100 if standard else 50
+            stages.append(
+                ("APGD-ce", attack_factory(APGD, steps=steps, loss="ce",
+                                           categorical=self.categorical))
+            )  # fmt: skip
+            if Capability.SCORES in caps:
+                stages.append(
+                    ("APGD-T", attack_factory(APGD, steps=steps, loss="auto-targeted",
+                                              n_target_classes=9 if standard else 3,
+                                              categorical=self.categorical))
+                )  # fmt: skip
+            if self.categorical == "free" and _has_discrete_choices(target, self._schema):
+                stages.append(
+                    ("SweepPGD", attack_factory(SweepPGD, steps=20 if standard else 10,
+                                                categorical=self.categorical))
+                )  # fmt: skip
+        elif _is_tree_ensemble(target):
+            from mlwarden.evasion.trees.heuristic import TreeGreedyAttack
+
+            stages.append(
+                ("TreeGreedy", attack_factory(TreeGreedyAttack, categorical=self.categorical))
             )
-        ]  # fmt: skip
+        if Capability.SCORES in caps:
+            queries = 1000 if standard else 300
+            stages.append(
+                ("Square", attack_factory(SquareAttack, n_queries=queries,
+                                          categorical=self.categorical))
+            )  # fmt: skip
+        return stages
+
+    def _sanity_findings(self, target: Target, ev: RobustnessEvaluation) -> list[Finding]:
+        out: list[Finding] = []
+        messages = {i.code: i.message for i in ev.sanity}
+        specs = (
+            ("black_box_beats_white_box", RULE_WEAK_WHITE_BOX, "black_box_only_fraction",
+             self.max_black_box_only),
+            ("probabilities_not_logits", RULE_PROBABILITIES, "probability_outputs", 0.0),
+            ("zero_gradients", RULE_ZERO_GRADIENTS, "zero_gradient_fraction", 0.01),
+            ("randomized_outputs", RULE_RANDOMIZED, "randomized", 0.0),
+        )  # fmt: skip
+        for code, rule, metric, threshold in specs:
+            if code not in ev.measured:
+                continue
+            value = ev.measured[code]
+            out.append(
+                Finding.from_rule(
+                    rule, target=target.name, check=self.id, metric=metric, value=value,
+                    threshold=threshold, higher_is_better=False,
+                    description=messages.get(code, rule.description),
+                    evidence={"sanity_check": code, "measured": value},
+                    location=target.source,
+                )
+            )  # fmt: skip
+        return out
 
 
-@register("check", "evasion.square")
-class SquareEvasionCheck(_RobustnessCheck):
-    """Black-box Square attack (scores only) restricted to the features the attacker controls.
+@register("check", "evasion.blackbox")
+class BlackBoxEvasionCheck(_RobustnessCheck):
+    """The attacker reads scores: the Square Attack on attacker-controlled features.
 
     Parameters
     ----------
@@ -490,8 +467,8 @@ class SquareEvasionCheck(_RobustnessCheck):
         Rows of the target class attacked at most.
     min_robust_accuracy : float
         Pass when at least this fraction stays correctly classified at ``eps``.
-    n_queries : int
-        Query budget per row and budget.
+    preset : {"fast", "standard"}
+        Query budget: 300 or 1000 queries per row and budget.
     categorical : {"free", "fixed"}
         Whether attacker-controlled binary/categorical features may change.
     """
@@ -499,26 +476,92 @@ class SquareEvasionCheck(_RobustnessCheck):
     requires: ClassVar[Capability] = Capability.LABELS | Capability.SCORES
     rule: ClassVar[Rule] = RULE_BLACK_BOX
     rules: ClassVar[tuple[Rule, ...]] = (RULE_BLACK_BOX,)
-    summary: ClassVar[str] = "black-box Square attack robustness on attacker-controlled features"
+    summary: ClassVar[str] = "score-based black-box robustness (Square Attack)"
 
     def __init__(
         self,
         *,
         eps: float = 0.5,
-        eps_grid: tuple[float, ...] = _DEFAULT_GRID,
+        eps_grid: Sequence[float] = _DEFAULT_GRID,
         max_samples: int = 300,
         min_robust_accuracy: float = 0.5,
-        n_queries: int = 300,
+        preset: str = "fast",
         categorical: str = "free",
     ) -> None:
         self.eps = eps
         self.eps_grid = eps_grid
         self.max_samples = max_samples
         self.min_robust_accuracy = min_robust_accuracy
-        self.n_queries = n_queries
+        self.preset = preset
         self.categorical = categorical
 
-    attack_label: ClassVar[str] = "Square"
+    def _cascade(self, target: Target) -> list[tuple[str, AttackFactory]]:
+        from mlwarden.evasion.square import SquareAttack
 
-    def _make_attacks(self, eps: float, target: Target | None = None) -> list[EvasionAttack]:
-        return [SquareAttack(eps=eps, n_queries=self.n_queries, categorical=self.categorical)]
+        queries = 1000 if self.preset == "standard" else 300
+        return [
+            ("Square", attack_factory(SquareAttack, n_queries=queries,
+                                      categorical=self.categorical))
+        ]  # fmt: skip
+
+
+@register("check", "evasion.decision")
+class DecisionEvasionCheck(_RobustnessCheck):
+    """The attacker sees decisions only: HopSkipJump, for targets without scores.
+
+    Parameters
+    ----------
+    eps : float
+        Policy budget, in per-feature scale units.
+    eps_grid : sequence of float
+        Budgets for the robustness curve (``eps`` is always added).
+    max_samples : int
+        Rows of the target class attacked at most.
+    min_robust_accuracy : float
+        Pass when at least this fraction stays correctly classified at ``eps``.
+    preset : {"fast", "standard"}
+        Query budget: 1000 or 5000 queries per row and budget.
+    categorical : {"free", "fixed"}
+        Whether attacker-controlled binary/categorical features may change.
+    """
+
+    requires: ClassVar[Capability] = Capability.LABELS
+    rule: ClassVar[Rule] = RULE_DECISION
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_DECISION,)
+    summary: ClassVar[str] = "decision-based robustness for label-only models (HopSkipJump)"
+
+    def __init__(
+        self,
+        *,
+        eps: float = 0.5,
+        eps_grid: Sequence[float] = _DEFAULT_GRID,
+        max_samples: int = 300,
+        min_robust_accuracy: float = 0.5,
+        preset: str = "fast",
+        categorical: str = "free",
+    ) -> None:
+        self.eps = eps
+        self.eps_grid = eps_grid
+        self.max_samples = max_samples
+        self.min_robust_accuracy = min_robust_accuracy
+        self.preset = preset
+        self.categorical = categorical
+
+    def skip_reason(self, target: Target, data: Dataset) -> str | None:
+        reason = super().skip_reason(target, data)
+        if reason is None and Capability.SCORES in target.capabilities:
+            return (
+                f"{target.name!r} returns scores: the score-based attack (evasion.blackbox) "
+                "is the stronger test"
+            )
+        return reason
+
+    def _cascade(self, target: Target) -> list[tuple[str, AttackFactory]]:
+        from mlwarden.evasion.hopskipjump import HopSkipJump
+
+        queries = 5000 if self.preset == "standard" else 1000
+        return [
+            # early_stop: the check only needs to know whether a row breaks within eps
+            ("HopSkipJump", attack_factory(HopSkipJump, max_queries=queries, early_stop=True,
+                                           categorical=self.categorical))
+        ]  # fmt: skip

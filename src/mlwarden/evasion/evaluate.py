@@ -112,6 +112,9 @@ class RobustnessEvaluation:
         Per attack: rows evaded, queries and seconds.
     sanity : list of SanityIssue
         Reasons the evaluation may be unreliable (empty when none was seen).
+    measured : dict
+        Every sanity quantity that was measured, flagged or not: sanity code → value
+        (a fraction of rows, or 0/1 for yes/no checks).
     """
 
     eps: list[float]
@@ -125,6 +128,7 @@ class RobustnessEvaluation:
     features_changed: npt.NDArray[np.int64]
     stages: list[StageStats] = field(default_factory=list)
     sanity: list[SanityIssue] = field(default_factory=list)
+    measured: dict[str, float] = field(default_factory=dict)
 
     def robust_accuracy(self, eps: float) -> float:
         """Robust accuracy at budget ``eps`` (one of :attr:`eps`)."""
@@ -207,7 +211,11 @@ def _interval(k: int, n: int) -> tuple[float, float]:
 
 
 def _sanity_before(
-    target: Target, x: FloatArray, y: npt.NDArray[np.int64], schema: FeatureSchema
+    target: Target,
+    x: FloatArray,
+    y: npt.NDArray[np.int64],
+    schema: FeatureSchema,
+    measured: dict[str, float],
 ) -> list[SanityIssue]:
     issues: list[SanityIssue] = []
     caps = target.capabilities
@@ -218,6 +226,7 @@ def _sanity_before(
         a, b = target.predict_proba(probe), target.predict_proba(probe)
     else:
         a, b = target.predict(probe).astype(float), target.predict(probe).astype(float)
+    measured["randomized_outputs"] = 0.0 if np.array_equal(a, b) else 1.0
     if not np.array_equal(a, b):
         issues.append(
             SanityIssue(
@@ -228,6 +237,7 @@ def _sanity_before(
             )
         )
     if Capability.GRADIENTS in caps:
+        measured["probabilities_not_logits"] = 0.0 if Capability.LOGITS in caps else 1.0
         if Capability.LOGITS not in caps:
             issues.append(
                 SanityIssue(
@@ -240,6 +250,8 @@ def _sanity_before(
         _, grad = target.loss_gradient(probe, y[: len(probe)])
         movable = schema.mutable
         zero = np.all(np.abs(grad[:, movable]) == 0.0, axis=1) if movable.any() else None
+        if zero is not None:
+            measured["zero_gradients"] = float(zero.mean())
         if zero is not None and zero.mean() > 0.01:
             issues.append(
                 SanityIssue(
@@ -320,14 +332,15 @@ def evaluate(
     rng = as_generator(random_state)
 
     n = len(xs)
-    sanity = _sanity_before(target, xs, ys, schema)
+    measured: dict[str, float] = {}
+    sanity = _sanity_before(target, xs, ys, schema, measured)
     correct = target.predict(xs) == ys if n else np.zeros(0, dtype=bool)
     robust = correct.copy()
     broken_at = np.where(correct, np.inf, 0.0)
     broken_by = np.where(correct, "", "clean").astype(object)
     x_adv = xs.copy()
     stages = [
-        StageStats(name=name, white_box=Capability.GRADIENTS in attack.requires)
+        StageStats(name=name, white_box=attack.white_box or Capability.GRADIENTS in attack.requires)
         for name, attack in built
     ]
     per_eps: list[EpsResult] = []
@@ -362,8 +375,10 @@ def evaluate(
 
     white = {s.name for s in stages if s.white_box}
     black = [s for s in stages if not s.white_box]
-    if white and any(s.evaded for s in black):
-        extra = sum(s.evaded for s in black)
+    extra = sum(s.evaded for s in black)
+    if white and black:
+        measured["black_box_beats_white_box"] = extra / n_correct if n_correct else 0.0
+    if white and extra:
         sanity.append(
             SanityIssue(
                 "black_box_beats_white_box",
@@ -391,4 +406,5 @@ def evaluate(
         features_changed=changed,
         stages=stages,
         sanity=sanity,
+        measured=measured,
     )

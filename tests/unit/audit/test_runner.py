@@ -28,25 +28,27 @@ class Boom(Check):
 
 
 def test_family_names_expand_to_registered_checks():
-    assert expand_checks("evasion") == ["evasion.pgd", "evasion.square"]
-    assert expand_checks("evasion.square, evasion") == ["evasion.square", "evasion.pgd"]
-    with pytest.raises(InvalidParameterError, match=r"available: .*evasion\.pgd"):
+    assert expand_checks("evasion") == ["evasion.blackbox", "evasion.decision", "evasion.whitebox"]
+    assert expand_checks("evasion.whitebox, evasion") == [
+        "evasion.whitebox", "evasion.blackbox", "evasion.decision",
+    ]  # fmt: skip
+    with pytest.raises(InvalidParameterError, match=r"available: .*evasion\.whitebox"):
         expand_checks("evasion.nope")
     with pytest.raises(InvalidParameterError, match="no checks are available yet"):
         expand_checks("privacy")
     with pytest.raises(InvalidParameterError, match="not selected"):
-        resolve_checks("evasion.pgd", {"evasion.square": {"eps": 0.1}})
+        resolve_checks("evasion.whitebox", {"evasion.blackbox": {"eps": 0.1}})
 
 
 def test_a_crashing_check_is_an_error_not_a_pass_and_others_still_run():
     target, data = linear_problem(n=100)
-    small = {"max_samples": 20, "eps_grid": (0.2,), "steps": 5}
-    pgd = resolve_checks("evasion.pgd", {"evasion.pgd": small})[0]
+    small = {"max_samples": 20, "eps_grid": (0.2,)}
+    pgd = resolve_checks("evasion.whitebox", {"evasion.whitebox": small})[0]
     report = audit(target, data, checks=[Boom(), pgd])
     assert report.errors == [
         {"check": "test.boom", "target": "softmax", "error": "RuntimeError", "message": "exploded"}
     ]
-    assert {f.check for f in report.findings} == {"evasion.pgd"}
+    assert {f.check for f in report.findings} == {"evasion.whitebox"}
     assert report.summary()["errors"] == 1
 
 
@@ -57,11 +59,13 @@ def test_targets_without_the_capability_are_skipped_with_a_reason():
         target,
         data,
         checks="evasion",
-        check_params={"evasion.square": {"max_samples": 10, "n_queries": 10, "eps_grid": (0.2,)}},
+        check_params={"evasion.blackbox": {"max_samples": 10, "eps_grid": (0.2,)}},
     )
-    assert [s["check"] for s in report.skipped] == ["evasion.pgd"]
-    assert "gradients" in report.skipped[0]["reason"]
-    assert [f.check for f in report.findings] == ["evasion.square"]
+    assert [s["check"] for s in report.skipped] == ["evasion.decision", "evasion.whitebox"]
+    reasons = {s["check"]: s["reason"] for s in report.skipped}
+    assert "gradients" in reasons["evasion.whitebox"]
+    assert "returns scores" in reasons["evasion.decision"]
+    assert [f.check for f in report.findings] == ["evasion.blackbox"]
 
 
 def test_model_and_data_that_do_not_fit_fail_before_any_work():
@@ -81,11 +85,11 @@ def test_model_and_data_that_do_not_fit_fail_before_any_work():
 def test_seeds_do_not_depend_on_the_order_of_checks():
     target, data = linear_problem(n=150)
     params = {
-        "evasion.pgd": {"max_samples": 30, "steps": 5},
-        "evasion.square": {"max_samples": 30, "n_queries": 30},
+        "evasion.whitebox": {"max_samples": 30, "eps_grid": (0.2,)},
+        "evasion.blackbox": {"max_samples": 30, "eps_grid": (0.2,)},
     }
-    a = audit(target, data, checks="evasion.pgd,evasion.square", check_params=params)
-    b = audit(target, data, checks="evasion.square,evasion.pgd", check_params=params)
+    a = audit(target, data, checks="evasion.whitebox,evasion.blackbox", check_params=params)
+    b = audit(target, data, checks="evasion.blackbox,evasion.whitebox", check_params=params)
     key = lambda f: f.check  # noqa: E731
     assert sorted(a.findings, key=key) == sorted(b.findings, key=key)
 
@@ -95,8 +99,8 @@ def test_exit_code_follows_fail_on():
     report = audit(
         target,
         data,
-        checks="evasion.pgd",
-        check_params={"evasion.pgd": {"max_samples": 40, "min_robust_accuracy": 0.99}},
+        checks="evasion.whitebox",
+        check_params={"evasion.whitebox": {"max_samples": 40, "min_robust_accuracy": 0.99}},
     )
     assert report.findings[0].passed is False
     assert report.exit_code("high") == 1
