@@ -7,7 +7,9 @@ from mlwarden.evasion.fgsm import FGSM
 from mlwarden.evasion.hopskipjump import HopSkipJump
 from mlwarden.evasion.pgd import PGD
 from mlwarden.evasion.square import SquareAttack
+from mlwarden.evasion.sweep import SweepPGD
 from mlwarden.evasion.threat_model import PerturbationSet
+from mlwarden.evasion.trees import TreeAttackResult, TreeGreedyAttack, TreeMILPAttack
 
 __all__ = [
     "APGD",
@@ -19,5 +21,9 @@ __all__ = [
     "PerturbationSet",
     "RobustnessEvaluation",
     "SquareAttack",
+    "SweepPGD",
+    "TreeAttackResult",
+    "TreeGreedyAttack",
+    "TreeMILPAttack",
     "evaluate",
 ]

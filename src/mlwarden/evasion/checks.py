@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from mlwarden._progress import ProgressCallback
 from mlwarden._registry import register
@@ -172,6 +171,8 @@ class _RobustnessCheck(Check):
     def _robustness_finding(
         self, target: Target, data: Dataset, ev: RobustnessEvaluation, population: str
     ) -> Finding:
+        from scipy import stats
+
         n = ev.n
         k = int(np.sum(ev.broken_at > self.eps))
         value = k / n if n else float("nan")

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from mlwarden._progress import ProgressCallback, report_progress
 from mlwarden._random import RandomState, as_generator
@@ -206,6 +205,8 @@ def attack_factory(cls: type[EvasionAttack], **params: Any) -> AttackFactory:
 def _interval(k: int, n: int) -> tuple[float, float]:
     if n == 0:
         return (float("nan"), float("nan"))
+    from scipy import stats
+
     lo, hi = np.asarray(stats.beta.ppf([0.025, 0.975], k + 1, n - k + 1), dtype=np.float64)
     return (float(lo), float(hi))
 
