@@ -13,9 +13,9 @@ import numpy.typing as npt
 
 from mlwarden._random import RandomState, as_generator
 from mlwarden._validation import check_choice, check_number
-from mlwarden.data.schema import FeatureSchema
+from mlwarden.data.schema import FeatureKind, FeatureSchema
 from mlwarden.evasion.threat_model import PerturbationSet, default_schema
-from mlwarden.exceptions import DataError
+from mlwarden.exceptions import DataError, InvalidParameterError
 from mlwarden.models.base import Capability, Target
 
 __all__ = ["AttackResult", "EvasionAttack"]
@@ -113,6 +113,7 @@ class EvasionAttack(ABC):
             schema = default_schema(target)
         rng = as_generator(random_state)
         eps = float(getattr(self, "eps", 0.0))
+        _check_eps_in_range(self.name, eps, schema)
         pset = PerturbationSet.build(
             xs, eps, schema, categorical=getattr(self, "categorical", "free")
         )
@@ -146,3 +147,21 @@ class EvasionAttack(ABC):
         rng: np.random.Generator,
     ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
         """Return feasible adversarial rows and queries spent per row."""
+
+
+def _check_eps_in_range(owner: str, eps: float, schema: FeatureSchema) -> None:
+    """Refuse a budget that covers the whole valid range of every bounded feature.
+
+    Such a budget is almost always a unit mistake (``eps=8`` meant as 8/255 on pixels in
+    [0, 1]); it lets the attacker set every feature to anything and measures nothing.
+    """
+    graded = schema.mutable & schema.mask(FeatureKind.CONTINUOUS, FeatureKind.INTEGER)
+    width = schema.upper - schema.lower
+    bounded = graded & np.isfinite(width) & (width > 0)
+    if bounded.any() and np.all(eps * schema.scale[bounded] >= width[bounded]):
+        raise InvalidParameterError(
+            f"{owner}: eps={eps:g} (in per-feature scale units) covers the whole input range "
+            f"of every bounded feature (e.g. {schema.names[int(np.flatnonzero(bounded)[0])]!r}: "
+            f"[{schema.lower[bounded][0]:g}, {schema.upper[bounded][0]:g}], scale "
+            f"{schema.scale[bounded][0]:g}); use a budget smaller than the range"
+        )

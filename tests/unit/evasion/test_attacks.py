@@ -179,3 +179,12 @@ def test_square_finds_evasions_inside_the_box_not_only_at_vertices():
         target, x, y, schema=schema, random_state=0
     )
     assert default.success.mean() > 0.75
+
+
+def test_a_budget_covering_the_whole_input_range_is_refused(problem):
+    target, data, x, y = problem
+    q0 = target.n_queries
+    # every bounded graded feature spans 10 (or 9) units of scale 1 (or 3): eps=11 covers all
+    with pytest.raises(InvalidParameterError, match="whole input range"):
+        PGD(eps=11.0).generate(target, x, y, schema=data.schema)
+    assert target.n_queries == q0
