@@ -243,7 +243,7 @@ def torch_rows(
             img_module, norm="Linf", eps=eps, version="standard", n_classes=n_classes, seed=0
         )
         bench.run(name, "torchattacks", "AutoAttack standard",
-                  lambda: aa(torch.as_tensor(x_img), yt).numpy().reshape(flat), predict, y,
+                  lambda: aa(torch.as_tensor(x_img), yt).detach().numpy().reshape(flat), predict, y,
                   repeats=1)  # fmt: skip
     for preset in ("fast", "standard"):
 
