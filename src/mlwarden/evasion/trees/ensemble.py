@@ -614,6 +614,20 @@ class _Outcome:
     proven: BoolArray
 
 
+def _start(pset: PerturbationSet, wrong: BoolArray) -> _Outcome:
+    """The outcome before any search: rows already misclassified are at distance 0."""
+    n = len(wrong)
+    distance = np.full(n, np.inf)
+    distance[wrong] = 0.0
+    return _Outcome(
+        x_adv=pset.x0.copy(),
+        queries=np.zeros(n, dtype=np.int64),
+        distance=distance,
+        lower_bound=np.zeros(n),
+        proven=np.asarray(wrong, dtype=bool).copy(),
+    )
+
+
 class TreeAttack(EvasionAttack):
     """Base class of the attacks that read a tree ensemble.
 

@@ -47,6 +47,7 @@ from mlwarden.evasion.trees.ensemble import (
     SplitGrid,
     TreeAttack,
     _Outcome,
+    _start,
     distance_of,
 )
 from mlwarden.models.base import Target
@@ -109,17 +110,12 @@ class TreeGreedyAttack(TreeAttack):
         wrong: BoolArray,
         rng: np.random.Generator,
     ) -> _Outcome:
-        n = len(y)
-        x_adv = pset.x0.copy()
-        distance = np.full(n, np.inf)
-        lower = np.zeros(n)
-        proven = np.zeros(n, dtype=bool)
-        queries = np.zeros(n, dtype=np.int64)
-        distance[wrong] = 0.0
-        proven[wrong] = True
+        initial = _start(pset, wrong)
+        x_adv, queries, distance = initial.x_adv, initial.queries, initial.distance
+        lower, proven = initial.lower_bound, initial.proven
         todo = np.flatnonzero(~wrong)
         if todo.size == 0:
-            return _Outcome(x_adv, queries, distance, lower, proven)
+            return initial
         for strict in (False, True):
             search = _Search(grid, pset.rows(todo), y[todo], int(self.max_steps), strict)
             opt, found = search.bisect(int(self.n_restarts), rng)

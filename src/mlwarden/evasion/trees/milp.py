@@ -61,6 +61,7 @@ from mlwarden.evasion.trees.ensemble import (
     TreeAttack,
     _flatten,
     _Outcome,
+    _start,
     distance_of,
 )
 from mlwarden.evasion.trees.heuristic import _Search
@@ -145,16 +146,12 @@ class TreeMILPAttack(TreeAttack):
         rng: np.random.Generator,
     ) -> _Outcome:
         n = len(y)
-        x_adv = pset.x0.copy()
-        distance = np.full(n, np.inf)
-        lower = np.zeros(n)
-        proven = np.zeros(n, dtype=bool)
-        queries = np.zeros(n, dtype=np.int64)
-        distance[wrong] = 0.0
-        proven[wrong] = True
+        initial = _start(pset, wrong)
+        x_adv, queries, distance = initial.x_adv, initial.queries, initial.distance
+        lower, proven = initial.lower_bound, initial.proven
         todo = np.flatnonzero(~wrong)
         if todo.size == 0:
-            return _Outcome(x_adv, queries, distance, lower, proven)
+            return initial
         program = _Program(grid)
         cells = grid.cells(pset)
         scores0 = grid.ensemble.scores(pset.x0)
