@@ -97,6 +97,23 @@ class _RobustnessCheck(Check):
     preset: str
     categorical: str
 
+    def __init__(
+        self,
+        *,
+        eps: float = 0.5,
+        eps_grid: Sequence[float] = _DEFAULT_GRID,
+        max_samples: int = 300,
+        min_robust_accuracy: float = 0.5,
+        preset: str = "fast",
+        categorical: str = "free",
+    ) -> None:
+        self.eps = eps
+        self.eps_grid = eps_grid
+        self.max_samples = max_samples
+        self.min_robust_accuracy = min_robust_accuracy
+        self.preset = preset
+        self.categorical = categorical
+
     _schema: FeatureSchema | None = None
     """The schema of the data being audited (set by :meth:`validate`)."""
 
@@ -479,23 +496,6 @@ class BlackBoxEvasionCheck(_RobustnessCheck):
     rules: ClassVar[tuple[Rule, ...]] = (RULE_BLACK_BOX,)
     summary: ClassVar[str] = "score-based black-box robustness (Square Attack)"
 
-    def __init__(
-        self,
-        *,
-        eps: float = 0.5,
-        eps_grid: Sequence[float] = _DEFAULT_GRID,
-        max_samples: int = 300,
-        min_robust_accuracy: float = 0.5,
-        preset: str = "fast",
-        categorical: str = "free",
-    ) -> None:
-        self.eps = eps
-        self.eps_grid = eps_grid
-        self.max_samples = max_samples
-        self.min_robust_accuracy = min_robust_accuracy
-        self.preset = preset
-        self.categorical = categorical
-
     def _cascade(self, target: Target) -> list[tuple[str, AttackFactory]]:
         from mlwarden.evasion.square import SquareAttack
 
@@ -530,23 +530,6 @@ class DecisionEvasionCheck(_RobustnessCheck):
     rule: ClassVar[Rule] = RULE_DECISION
     rules: ClassVar[tuple[Rule, ...]] = (RULE_DECISION,)
     summary: ClassVar[str] = "decision-based robustness for label-only models (HopSkipJump)"
-
-    def __init__(
-        self,
-        *,
-        eps: float = 0.5,
-        eps_grid: Sequence[float] = _DEFAULT_GRID,
-        max_samples: int = 300,
-        min_robust_accuracy: float = 0.5,
-        preset: str = "fast",
-        categorical: str = "free",
-    ) -> None:
-        self.eps = eps
-        self.eps_grid = eps_grid
-        self.max_samples = max_samples
-        self.min_robust_accuracy = min_robust_accuracy
-        self.preset = preset
-        self.categorical = categorical
 
     def skip_reason(self, target: Target, data: Dataset) -> str | None:
         reason = super().skip_reason(target, data)
