@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,7 @@ __all__ = ["Feature", "FeatureKind", "FeatureSchema"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+_S = TypeVar("_S", bound=np.generic)
 
 
 class FeatureKind(str, enum.Enum):
@@ -136,29 +137,49 @@ class FeatureSchema:
         """Column names in order."""
         return [f.name for f in self.features]
 
+    def _frozen(self, key: str, build: Callable[[], npt.NDArray[_S]]) -> npt.NDArray[_S]:
+        """A cached read-only array (schemas are immutable; attacks read these every step)."""
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = build()
+            cached.setflags(write=False)
+            self._cache[key] = cached
+        return cast("npt.NDArray[_S]", cached)
+
     @property
     def lower(self) -> FloatArray:
-        """Lower bounds, shape ``(n_features,)``."""
-        return np.array([f.lower for f in self.features], dtype=np.float64)
+        """Lower bounds, shape ``(n_features,)`` (read-only)."""
+        return self._frozen(
+            "lower", lambda: np.array([f.lower for f in self.features], dtype=np.float64)
+        )
 
     @property
     def upper(self) -> FloatArray:
-        """Upper bounds, shape ``(n_features,)``."""
-        return np.array([f.upper for f in self.features], dtype=np.float64)
+        """Upper bounds, shape ``(n_features,)`` (read-only)."""
+        return self._frozen(
+            "upper", lambda: np.array([f.upper for f in self.features], dtype=np.float64)
+        )
 
     @property
     def scale(self) -> FloatArray:
-        """Per-feature budget units, shape ``(n_features,)``."""
-        return np.array([f.scale for f in self.features], dtype=np.float64)
+        """Per-feature budget units, shape ``(n_features,)`` (read-only)."""
+        return self._frozen(
+            "scale", lambda: np.array([f.scale for f in self.features], dtype=np.float64)
+        )
 
     @property
     def mutable(self) -> BoolArray:
-        """Mask of features an attacker controls."""
-        return np.array([f.mutable for f in self.features], dtype=bool)
+        """Mask of features an attacker controls (read-only)."""
+        return self._frozen(
+            "mutable", lambda: np.array([f.mutable for f in self.features], dtype=bool)
+        )
 
     def mask(self, *kinds: FeatureKind) -> BoolArray:
-        """Mask of features of the given kinds."""
-        return np.array([f.kind in kinds for f in self.features], dtype=bool)
+        """Mask of features of the given kinds (read-only)."""
+        key = "mask:" + ",".join(sorted(k.value for k in kinds))
+        return self._frozen(
+            key, lambda: np.array([f.kind in kinds for f in self.features], dtype=bool)
+        )
 
     @property
     def groups(self) -> dict[str, list[int]]:

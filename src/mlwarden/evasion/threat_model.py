@@ -142,6 +142,14 @@ class PerturbationSet:
 
     def project(self, x: FloatArray) -> FloatArray:
         """Map relaxed rows to feasible rows: box, integers, binaries, one-hot groups."""
+        movable = self.movable
+        discrete = self.schema.mask(
+            FeatureKind.INTEGER, FeatureKind.BINARY, FeatureKind.CATEGORICAL
+        )
+        if not np.any(movable & discrete):
+            # Every movable feature is continuous: the box already holds the bounds and the
+            # immutable features (their box is a single point), so clipping is the projection.
+            return self.clip(x)
         xs = self.schema.project(self.clip(x), self.x0)
         ints = self.schema.mask(FeatureKind.INTEGER)
         if ints.any():
