@@ -1,9 +1,10 @@
-"""The flagship demo: two card-fraud models, trained, saved in safe formats and audited.
+"""The flagship demo: card-fraud models, trained, hardened, saved in safe formats and audited.
 
 ``mlwarden demo`` calls :func:`run_demo`: it generates the bundled fraud data, trains a
-HistGradientBoosting model (scikit-learn) and an MLP (torch), saves them as ``.skops``
-and TorchScript ``.pt`` next to the data and its schema, loads them back from those
-files (the way a user would audit them) and audits both with every available check.
+HistGradientBoosting model (scikit-learn) and an MLP (torch), hardens a copy of the MLP
+with adversarial training in the audit's threat model, saves them as ``.skops`` and
+TorchScript ``.pt`` next to the data and its schema, loads them back from those files
+(the way a user would audit them) and audits all three with every available check.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def run_demo(
     n_samples: int = 20_000,
     progress: ProgressCallback | None = None,
 ) -> DemoResult:
-    """Generate data, train and save both fraud models, and audit them.
+    """Generate data, train, harden and save the fraud models, and audit them.
 
     Parameters
     ----------
@@ -75,6 +76,7 @@ def run_demo(
         "schema": out / "data" / "fraud.schema.json",
         "hgb": out / "models" / "fraud_hgb.skops",
         "mlp": out / "models" / "fraud_mlp.pt",
+        "mlp_hardened": out / "models" / "fraud_mlp_hardened.pt",
     }
     write_table(train, files["train_data"], label="is_fraud")
     write_table(test, files["test_data"], label="is_fraud")
@@ -107,12 +109,25 @@ def run_demo(
         upper=data.schema.upper,
         feature_names=data.feature_names,
     )
+    # The defense: adversarial training of the MLP in the audit's own threat model
+    # (fraudster-controlled features only, at the audit's policy budget).
+    from mlwarden.evasion.defenses import adversarial_training
+
+    hardened = adversarial_training(
+        mlp, train, eps=0.5, epochs=10, class_weight="balanced", random_state=random_state
+    )
+    save_torchscript(
+        hardened, files["mlp_hardened"], classes=[0, 1], lower=data.schema.lower,
+        upper=data.schema.upper, feature_names=data.feature_names,
+        input_shape=(data.n_features,),
+    )  # fmt: skip
     report_progress(progress, "demo", 3, steps)
 
     # Audit the saved files, exactly as `mlwarden audit --model ...` would.
     targets = [
         load_model(files["hgb"], name="fraud-hgb"),
         load_model(files["mlp"], name="fraud-mlp"),
+        load_model(files["mlp_hardened"], name="fraud-mlp-hardened"),
     ]
     notes = [f"Fraud data: {data.n_samples} transactions, {int(np.sum(data.labels == 1))} frauds."]
     y_test = np.asarray(test.labels)

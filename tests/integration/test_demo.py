@@ -48,13 +48,11 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     # Both models audited by the white-box check (APGD on the MLP, the tree-reading attack on
     # the trees) and the score-based check; the decision-based check is skipped (scores exist).
     checks = {(f["target"], f["check"]) for f in report["findings"]}
-    assert checks == {
-        ("fraud-hgb", "evasion.whitebox"), ("fraud-hgb", "evasion.blackbox"),
-        ("fraud-mlp", "evasion.whitebox"), ("fraud-mlp", "evasion.blackbox"),
-    }  # fmt: skip
+    models = ("fraud-hgb", "fraud-mlp", "fraud-mlp-hardened")
+    assert checks == {(m, c) for m in models for c in ("evasion.whitebox", "evasion.blackbox")}
     assert sorted((s["target"], s["check"]) for s in report["skipped"]) == [
-        ("fraud-hgb", "evasion.decision"), ("fraud-mlp", "evasion.decision"),
-    ]  # fmt: skip
+        (m, "evasion.decision") for m in models
+    ]
     rules = {(f["target"], f["rule_id"]) for f in report["findings"]}
     assert {("fraud-hgb", "MLW-EVA-001"), ("fraud-hgb", "MLW-EVA-003"),
             ("fraud-mlp", "MLW-EVA-001"), ("fraud-mlp", "MLW-EVA-005"),
@@ -62,6 +60,9 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     assert report["errors"] == []
     for target in report["targets"]:
         assert len(target["sha256"]) == 64
+    # The demo's defense shows its gain: adversarial training raises robust accuracy.
+    robust = {f["target"]: f["value"] for f in report["findings"] if f["rule_id"] == "MLW-EVA-001"}
+    assert robust["fraud-mlp-hardened"] > robust["fraud-mlp"] + 0.1
     mlp = report["metrics"]["fraud-mlp"]["evasion.whitebox"]
     assert mlp["clean_accuracy"] > 0.5  # the model catches most frauds before the attack
     curve = mlp["curves"][0]["y"]
