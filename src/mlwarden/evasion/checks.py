@@ -34,12 +34,14 @@ from mlwarden._registry import register
 from mlwarden._validation import check_choice, check_int, check_number
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.data.dataset import Dataset
-from mlwarden.data.schema import FeatureKind, FeatureSchema
+from mlwarden.data.schema import FeatureSchema
 from mlwarden.evasion.evaluate import (
     AttackFactory,
     RobustnessEvaluation,
     attack_factory,
+    default_cascade,
     evaluate,
+    is_tree_ensemble,
 )
 from mlwarden.evasion.rules import (
     RULE_BLACK_BOX,
@@ -60,29 +62,6 @@ __all__ = ["BlackBoxEvasionCheck", "DecisionEvasionCheck", "WhiteBoxEvasionCheck
 _DEFAULT_GRID = (0.05, 0.1, 0.25, 0.5, 1.0)
 _MAX_EXAMPLES = 5
 _PRESETS = ("fast", "standard")
-
-
-def _has_discrete_choices(target: Target, schema: FeatureSchema | None) -> bool:
-    """True when the attacker controls binary or categorical features."""
-    if schema is None:
-        return False
-    discrete = schema.mask(FeatureKind.BINARY, FeatureKind.CATEGORICAL)
-    return bool(np.any(discrete & schema.mutable))
-
-
-def _is_tree_ensemble(target: Target) -> bool:
-    """True when the target wraps a tree ensemble whose trees mlwarden can read."""
-    estimator = getattr(target, "estimator", None)
-    if estimator is None:
-        return False
-    from mlwarden.evasion.trees.ensemble import read_tree_ensemble
-    from mlwarden.exceptions import CapabilityError
-
-    try:
-        read_tree_ensemble(estimator)
-    except CapabilityError:
-        return False
-    return True
 
 
 class _RobustnessCheck(Check):
@@ -388,7 +367,7 @@ class WhiteBoxEvasionCheck(_RobustnessCheck):
         self.categorical = categorical
 
     def skip_reason(self, target: Target, data: Dataset) -> str | None:
-        if Capability.GRADIENTS in target.capabilities or _is_tree_ensemble(target):
+        if Capability.GRADIENTS in target.capabilities or is_tree_ensemble(target):
             return None
         return (
             f"needs gradients or a readable tree ensemble; {target.name!r} offers "
@@ -407,43 +386,11 @@ class WhiteBoxEvasionCheck(_RobustnessCheck):
         check_number(self.id, "max_black_box_only", self.max_black_box_only, low=0, high=1)
 
     def _cascade(self, target: Target) -> list[tuple[str, AttackFactory]]:
-        from mlwarden.evasion.apgd import APGD
-        from mlwarden.evasion.square import SquareAttack
-        from mlwarden.evasion.sweep import SweepPGD
-
-        standard = self.preset == "standard"
-        caps = target.capabilities
-        stages: list[tuple[str, AttackFactory]] = []
-        if Capability.GRADIENTS in caps:
-            steps = 100 if standard else 50
-            stages.append(
-                ("APGD-ce", attack_factory(APGD, steps=steps, loss="ce",
-                                           categorical=self.categorical))
-            )  # fmt: skip
-            if Capability.SCORES in caps:
-                stages.append(
-                    ("APGD-T", attack_factory(APGD, steps=steps, loss="auto-targeted",
-                                              n_target_classes=9 if standard else 3,
-                                              categorical=self.categorical))
-                )  # fmt: skip
-            if self.categorical == "free" and _has_discrete_choices(target, self._schema):
-                stages.append(
-                    ("SweepPGD", attack_factory(SweepPGD, steps=20 if standard else 10,
-                                                categorical=self.categorical))
-                )  # fmt: skip
-        elif _is_tree_ensemble(target):
-            from mlwarden.evasion.trees.heuristic import TreeGreedyAttack
-
-            stages.append(
-                ("TreeGreedy", attack_factory(TreeGreedyAttack, categorical=self.categorical))
-            )
-        if Capability.SCORES in caps:
-            queries = 1000 if standard else 300
-            stages.append(
-                ("Square", attack_factory(SquareAttack, n_queries=queries,
-                                          categorical=self.categorical))
-            )  # fmt: skip
-        return stages
+        # evaluate()'s own cascade, with an audit-sized Square stage.
+        return default_cascade(
+            target, self.preset, schema=self._schema, categorical=self.categorical,
+            square_queries=1000 if self.preset == "standard" else 300,
+        )  # fmt: skip
 
     def _sanity_findings(self, target: Target, ev: RobustnessEvaluation) -> list[Finding]:
         out: list[Finding] = []

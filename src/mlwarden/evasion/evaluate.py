@@ -160,37 +160,96 @@ AttackFactory = Callable[[float], EvasionAttack]
 
 
 def default_cascade(
-    target: Target, preset: str, norm: str = "linf"
+    target: Target,
+    preset: str = "fast",
+    norm: str = "linf",
+    *,
+    schema: FeatureSchema | None = None,
+    categorical: str = "free",
+    square_queries: int | None = None,
 ) -> list[tuple[str, AttackFactory]]:
-    """The attacks :func:`evaluate` runs for ``target`` under ``preset``, in order.
+    """The attacks :func:`evaluate` (and the ``evasion.whitebox`` check) run, in order.
 
-    As AutoAttack: APGD with the cross-entropy, then targeted APGD (DLR for 4+ classes,
-    the logit margin otherwise) against the most likely other classes — when the target
-    has gradients; then the score-based Square Attack (L∞) when it returns scores, which
-    catches masked gradients and works on trees.
+    As AutoAttack, when the target has gradients: APGD with the cross-entropy, then
+    targeted APGD (DLR for 4+ classes, the logit margin otherwise) against the most likely
+    other classes, then — when the attacker controls binary or categorical features —
+    PGD over every combination of those choices (:class:`~mlwarden.evasion.SweepPGD`).
+    On a tree ensemble whose trees mlwarden reads: the tree attack. Last, when the target
+    returns scores, the Square Attack (L∞), which catches masked gradients.
+
+    Parameters
+    ----------
+    target : Target
+        The model.
+    preset : {"fast", "standard"}
+        Budgets: steps, target classes and queries.
+    norm : {"linf", "l2"}
+        Perturbation norm (the sweep, tree and Square stages are L∞ only).
+    schema : FeatureSchema, optional
+        The threat model; decides whether the discrete sweep runs.
+    categorical : {"free", "fixed"}
+        Whether attacker-controlled binary/categorical features may change.
+    square_queries : int, optional
+        Queries per row of the Square stage (default 1000, or 5000 for ``"standard"``).
     """
     from mlwarden.evasion.apgd import APGD
     from mlwarden.evasion.square import SquareAttack
+    from mlwarden.evasion.sweep import SweepPGD
 
     caps = target.capabilities
     standard = preset == "standard"
+    linf = norm == "linf"
     stages: list[tuple[str, AttackFactory]] = []
     if Capability.GRADIENTS in caps:
         steps = 100 if standard else 50
-        n_targets = 9 if standard else 3
-        stages.append(("APGD-ce", attack_factory(APGD, steps=steps, loss="ce", norm=norm)))
+        stages.append(
+            ("APGD-ce", attack_factory(APGD, steps=steps, loss="ce", norm=norm,
+                                       categorical=categorical))
+        )  # fmt: skip
         if Capability.SCORES in caps:
             stages.append(
-                (
-                    "APGD-T",
-                    attack_factory(APGD, steps=steps, loss="auto-targeted", norm=norm,
-                                   n_target_classes=n_targets),
-                )
+                ("APGD-T", attack_factory(APGD, steps=steps, loss="auto-targeted", norm=norm,
+                                          n_target_classes=9 if standard else 3,
+                                          categorical=categorical))
             )  # fmt: skip
-    if Capability.SCORES in caps and norm == "linf":
-        queries = 5000 if standard else 1000
-        stages.append(("Square", attack_factory(SquareAttack, n_queries=queries)))
+        if linf and categorical == "free" and _has_discrete_choices(schema):
+            stages.append(
+                ("SweepPGD", attack_factory(SweepPGD, steps=20 if standard else 10,
+                                            categorical=categorical))
+            )  # fmt: skip
+    elif linf and is_tree_ensemble(target):
+        from mlwarden.evasion.trees.heuristic import TreeGreedyAttack
+
+        stages.append(("TreeGreedy", attack_factory(TreeGreedyAttack, categorical=categorical)))
+    if Capability.SCORES in caps and linf:
+        queries = square_queries or (5000 if standard else 1000)
+        stages.append(
+            ("Square", attack_factory(SquareAttack, n_queries=queries, categorical=categorical))
+        )
     return stages
+
+
+def _has_discrete_choices(schema: FeatureSchema | None) -> bool:
+    """True when the attacker controls binary or categorical features."""
+    if schema is None:
+        return False
+    discrete = schema.mask(FeatureKind.BINARY, FeatureKind.CATEGORICAL)
+    return bool(np.any(discrete & schema.mutable))
+
+
+def is_tree_ensemble(target: Target) -> bool:
+    """True when the target wraps a tree ensemble whose trees mlwarden can read."""
+    estimator = getattr(target, "estimator", None)
+    if estimator is None:
+        return False
+    from mlwarden.evasion.trees.ensemble import read_tree_ensemble
+    from mlwarden.exceptions import CapabilityError
+
+    try:
+        read_tree_ensemble(estimator)
+    except CapabilityError:
+        return False
+    return True
 
 
 def attack_factory(cls: type[EvasionAttack], **params: Any) -> AttackFactory:
@@ -320,7 +379,11 @@ def evaluate(
     if len(ys) != len(xs):
         raise DataError(f"evaluate: {len(xs)} rows but {len(ys)} labels")
     schema = schema or default_schema(target)
-    cascade = list(attacks) if attacks is not None else default_cascade(target, preset, norm)
+    cascade = (
+        list(attacks)
+        if attacks is not None
+        else default_cascade(target, preset, norm, schema=schema)
+    )
     if not cascade:
         raise InvalidParameterError(
             f"evaluate: no attack applies to {target.name!r} "

@@ -107,3 +107,23 @@ def test_targets_without_any_usable_output_are_refused():
     target.caps = Capability.NONE
     with pytest.raises(InvalidParameterError, match="no attack applies"):
         evaluate(target, data.X, data.y, eps=0.1, schema=data.schema)
+
+
+def test_the_default_cascade_follows_what_the_target_and_schema_offer():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlwarden.evasion.evaluate import default_cascade
+    from mlwarden.models import SklearnTarget
+
+    target, data = linear_problem(n=60)
+    names = [n for n, _ in default_cascade(target, schema=data.schema)]
+    assert names == ["APGD-ce", "APGD-T", "SweepPGD", "Square"]  # 'flag' is a binary choice
+    fixed = [n for n, _ in default_cascade(target, schema=data.schema, categorical="fixed")]
+    assert fixed == ["APGD-ce", "APGD-T", "Square"]
+    assert [n for n, _ in default_cascade(target, norm="l2")] == ["APGD-ce", "APGD-T"]
+    forest = SklearnTarget(
+        RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(data.X, data.y)
+    )
+    assert [n for n, _ in default_cascade(forest)] == ["TreeGreedy", "Square"]
+    target.caps = Capability.LABELS
+    assert default_cascade(target) == []
