@@ -144,17 +144,6 @@ class Report:
         """Store a check's metrics for one target."""
         self.metrics.setdefault(target, {})[check] = _jsonable(values)
 
-    def merge(self, other: Report) -> None:
-        """Append another report's results (same audit, more targets or checks)."""
-        self.findings.extend(other.findings)
-        for t, checks in other.metrics.items():
-            self.metrics.setdefault(t, {}).update(checks)
-        self.errors.extend(other.errors)
-        self.skipped.extend(other.skipped)
-        self.targets.extend(other.targets)
-        self.timings.update(other.timings)
-        self.params.update(other.params)
-
     # --------------------------------------------------------- serialisation
     def to_dict(self, *, include_timing: bool = True) -> dict[str, Any]:
         """The JSON report (schema ``findings/schema/report.schema.json``).
