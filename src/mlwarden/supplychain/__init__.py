@@ -1,0 +1,17 @@
+"""Supply chain: scan model files before anything loads them, load them safely, sign them.
+
+::
+
+    from mlwarden.supplychain import scan, safe_load
+    result = scan("model.pt")            # never imports or runs anything from the file
+    result.exit_code                     # 0 safe, 1 unsafe, 2 could not scan
+    obj = safe_load("model.joblib")      # the scanner's allowlist, enforced while loading
+
+This package imports nothing heavy (no NumPy, torch or TensorFlow) so that
+``mlwarden scan`` starts fast.
+"""
+
+from mlwarden.supplychain.policy import Policy
+from mlwarden.supplychain.result import FileResult, ScanIssue, ScanResult, Verdict
+
+__all__ = ["FileResult", "Policy", "ScanIssue", "ScanResult", "Verdict"]
