@@ -33,7 +33,7 @@ batch at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,7 @@ from mlwarden.evasion.base import EvasionAttack
 from mlwarden.evasion.pgd import (
     NORMS,
     _candidate,
+    _candidate_is_identity,
     _feasible,
     _random_start,
     _relaxed_projection,
@@ -137,6 +138,11 @@ class APGD(EvasionAttack):
     n_target_classes : int
         Targeted losses only: the most likely other classes (by the clean scores)
         attacked in turn; capped at ``n_classes - 1``.
+    target_patience : int or None
+        Targeted losses only: stop going down the ranking once this many consecutive
+        target classes fooled the model on no row (``None``: always try all
+        ``n_target_classes``, as AutoAttack does). Less likely classes are harder
+        targets: when two in a row yield nothing, the rest rarely do.
     norm : {"linf", "l2"}
         Shape of the budget.
     rho : float
@@ -164,6 +170,7 @@ class APGD(EvasionAttack):
         restarts: int = 1,
         loss: str = "ce",
         n_target_classes: int = 9,
+        target_patience: int | None = None,
         norm: str = "linf",
         rho: float = 0.75,
         categorical: str = "free",
@@ -173,6 +180,7 @@ class APGD(EvasionAttack):
         self.restarts = restarts
         self.loss = loss
         self.n_target_classes = n_target_classes
+        self.target_patience = target_patience
         self.norm = norm
         self.rho = rho
         self.categorical = categorical
@@ -182,6 +190,8 @@ class APGD(EvasionAttack):
         check_int(self.name, "steps", self.steps)
         check_int(self.name, "restarts", self.restarts)
         check_int(self.name, "n_target_classes", self.n_target_classes)
+        if self.target_patience is not None:
+            check_int(self.name, "target_patience", self.target_patience)
         check_number(self.name, "rho", self.rho, low=0, high=1, low_open=True)
         check_choice(self.name, "loss", self.loss, LOSSES)
         check_choice(self.name, "norm", self.norm, NORMS)
@@ -217,7 +227,9 @@ class APGD(EvasionAttack):
             ranked = np.argsort(-scores, axis=1, kind="stable")
             k = min(self.n_target_classes, target.n_classes - 1)
             targets = [np.asarray(ranked[:, j], dtype=np.int64) for j in range(k)]
+        fruitless = 0  # consecutive target classes that fooled the model on no row
         for tcls in targets:
+            found = False
             for _ in range(self.restarts):
                 rows = np.flatnonzero(~broken)
                 if rows.size == 0:
@@ -227,6 +239,10 @@ class APGD(EvasionAttack):
                 x_adv[rows] = cand
                 broken[rows[hit]] = True
                 queries[rows] += q
+                found = found or bool(hit.any())
+            fruitless = 0 if found else fruitless + 1
+            if self.target_patience is not None and fruitless >= self.target_patience:
+                break
         return x_adv, queries
 
     def _single_run(
@@ -245,8 +261,17 @@ class APGD(EvasionAttack):
         hit_all = np.zeros(n, dtype=bool)
         queries = np.zeros(n, dtype=np.int64)
 
+        # With only continuous movable features every iterate is its own feasible
+        # candidate, and the gradient's forward pass also says whether it fools the model.
+        fused = target.gradient_gives_labels and _candidate_is_identity(sub)
+
+        def gradient(x: FloatArray, y: IntArray, t: IntArray) -> tuple[npt.NDArray[Any], ...]:
+            if fused:
+                return target.loss_gradient_labels(x, y, loss=loss, target_class=_tc(loss, t))
+            return target.loss_gradient(x, y, loss=loss, target_class=_tc(loss, t))
+
         x = _random_start(sub, eps, norm, rng)
-        f, grad = target.loss_gradient(x, y, loss=loss, target_class=_tc(loss, t))
+        f, grad, *pred = gradient(x, y, t)
         s = _State(
             rows=np.arange(n), y=y, t=t, x=x, x_prev=x.copy(), grad=grad, f=f,
             x_best=x.copy(), g_best=grad.copy(), f_best=f.copy(),
@@ -255,11 +280,17 @@ class APGD(EvasionAttack):
         )  # fmt: skip
         act = sub
 
-        def check(s: _State, act: PerturbationSet) -> tuple[_State, PerturbationSet]:
+        def check(
+            s: _State, act: PerturbationSet, pred: list[npt.NDArray[Any]]
+        ) -> tuple[_State, PerturbationSet]:
             """Submit the feasible rows of the current iterates; drop the rows that fool."""
             cand = _candidate(act, s.x, eps, norm)
-            hit = target.predict(cand) != s.y
-            queries[s.rows] += 2  # this gradient and this prediction
+            if pred:  # the gradient query's own prediction
+                hit = pred[0] != s.y
+                queries[s.rows] += 1
+            else:
+                hit = target.predict(cand) != s.y
+                queries[s.rows] += 2  # this gradient and this prediction
             if not hit.any():
                 return s, act
             out[s.rows[hit]] = cand[hit]
@@ -267,7 +298,7 @@ class APGD(EvasionAttack):
             keep = ~hit
             return s.keep(keep), act.rows(np.flatnonzero(keep))
 
-        s, act = check(s, act)
+        s, act = check(s, act, pred)
         # Checkpoint schedule of the reference implementation (lengths in iterations).
         period = max(int(0.22 * n_iter), 1)
         period_min = max(int(0.06 * n_iter), 1)
@@ -285,14 +316,14 @@ class APGD(EvasionAttack):
                 act, s.x + a * (z - s.x) + (1.0 - a) * (s.x - s.x_prev), eps, norm
             )
             s.x_prev, s.x = s.x, x_new
-            f, s.grad = target.loss_gradient(s.x, s.y, loss=loss, target_class=_tc(loss, s.t))
+            f, s.grad, *pred = gradient(s.x, s.y, s.t)
             s.n_up += f > s.f
             s.f = f
             better = f > s.f_best
             s.x_best[better] = s.x[better]
             s.g_best[better] = s.grad[better]
             s.f_best[better] = f[better]
-            s, act = check(s, act)
+            s, act = check(s, act, pred)
 
             since += 1
             if since == period:

@@ -159,6 +159,21 @@ class RobustnessEvaluation:
 AttackFactory = Callable[[float], EvasionAttack]
 
 
+@dataclass(frozen=True)
+class Escalation:
+    """A cascade stage that runs at a budget only when the stage before it fooled the
+    model on at least one row at that budget.
+
+    It spends a larger budget of the same search only where the cheaper round showed
+    that the search finds what the attacks before it missed.
+    """
+
+    factory: AttackFactory
+
+    def __call__(self, eps: float) -> EvasionAttack:
+        return self.factory(eps)
+
+
 def default_cascade(
     target: Target,
     preset: str = "fast",
@@ -176,6 +191,14 @@ def default_cascade(
     PGD over every combination of those choices (:class:`~mlwarden.evasion.SweepPGD`).
     On a tree ensemble whose trees mlwarden reads: the tree attack. Last, when the target
     returns scores, the Square Attack (L∞), which catches masked gradients.
+
+    ``"fast"``: APGD 50 steps, the 3 most likely target classes, Square 1000 queries.
+    ``"standard"`` spends AutoAttack's budgets where they pay: APGD 100 steps; up to 9
+    target classes, in order of likelihood, stopping after two in a row fool no row;
+    Square 1000 queries, then 4000 more (``"Square+"``) at a budget only when those first
+    1000 fooled the model on a row the white-box attacks missed — the sign of masked
+    gradients that Square is there to catch. Without white-box stages (a black-box
+    target) Square gets its 5000 queries at once.
 
     Parameters
     ----------
@@ -210,6 +233,7 @@ def default_cascade(
             stages.append(
                 ("APGD-T", attack_factory(APGD, steps=steps, loss="auto-targeted", norm=norm,
                                           n_target_classes=9 if standard else 3,
+                                          target_patience=2 if standard else None,
                                           categorical=categorical))
             )  # fmt: skip
         if linf and categorical == "free" and _has_discrete_choices(schema):
@@ -223,9 +247,22 @@ def default_cascade(
         stages.append(("TreeGreedy", attack_factory(TreeGreedyAttack, categorical=categorical)))
     if Capability.SCORES in caps and linf:
         queries = square_queries or (5000 if standard else 1000)
-        stages.append(
-            ("Square", attack_factory(SquareAttack, n_queries=queries, categorical=categorical))
-        )
+        if standard and stages and square_queries is None:
+            # After white-box attacks, Square is the check for masked gradients: a first
+            # round of 1000 queries, and the remaining 4000 only when that round fooled
+            # the model on rows the white-box attacks missed. Without white-box stages
+            # it is the main attack and gets its whole budget at once.
+            stages.append(
+                ("Square", attack_factory(SquareAttack, n_queries=1000, categorical=categorical))
+            )
+            stages.append(
+                ("Square+", Escalation(attack_factory(SquareAttack, n_queries=queries - 1000,
+                                                      categorical=categorical)))
+            )  # fmt: skip
+        else:
+            stages.append(
+                ("Square", attack_factory(SquareAttack, n_queries=queries, categorical=categorical))
+            )
     return stages
 
 
@@ -411,15 +448,19 @@ def evaluate(
     n_correct = int(correct.sum())
     for step, e in enumerate(grid):
         report_progress(progress, f"evaluate {target.name}", step, len(grid))
+        previous_hits = 0
         for stage, (_, factory) in zip(stages, cascade, strict=True):
             idx = np.flatnonzero(robust)
             if idx.size == 0:
                 break
+            if isinstance(factory, Escalation) and previous_hits == 0:
+                continue
             t0 = time.perf_counter()
             res = factory(e).generate(target, xs[idx], ys[idx], schema=schema, random_state=rng)
             stage.seconds += time.perf_counter() - t0
             stage.queries += int(res.queries.sum())
             hit = idx[res.success]
+            previous_hits = int(hit.size)
             stage.evaded += int(hit.size)
             robust[hit] = False
             broken_at[hit] = e

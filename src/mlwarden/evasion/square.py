@@ -131,36 +131,49 @@ class SquareAttack(EvasionAttack):
         x_best = pset.project(x_best)
         best, fooled = margin(x_best, y)
         queries += 1
+        # With only continuous movable features, proposals drawn inside the box are
+        # feasible rows already: no projection needed.
+        discrete = schema.mask(FeatureKind.INTEGER, FeatureKind.BINARY, FeatureKind.CATEGORICAL)
+        needs_projection = bool(np.any(movable & discrete))
+        n_graded, n_binary = len(graded), len(binary)
+        act = np.flatnonzero(~fooled)
+        sub = pset.rows(act) if needs_projection else pset
         for it in range(1, self.n_queries):
-            act = np.flatnonzero(~fooled)
             if act.size == 0:
                 break
             k = max(1, round(_p_selection(self.p_init, it, self.n_queries) * n_units))
             k = min(k, n_units)
-            order = np.argsort(rng.random((act.size, n_units)), axis=1)
-            chosen = np.zeros((act.size, n_units), dtype=bool)
-            np.put_along_axis(chosen, order[:, :k], True, axis=1)
-            new = x_best[act].copy()
-            if len(graded):
-                pick = chosen[:, : len(graded)]
-                lo, hi = pset.lower[np.ix_(act, graded)], pset.upper[np.ix_(act, graded)]
-                vert = np.where(rng.random(pick.shape) < 0.5, lo, hi)
+            # k distinct attackable units per row, uniformly at random.
+            if k == 1:
+                units = rng.integers(n_units, size=(act.size, 1))
+            elif k == n_units:
+                units = np.broadcast_to(np.arange(n_units), (act.size, n_units))
+            else:
+                units = np.argpartition(rng.random((act.size, n_units)), k - 1, axis=1)[:, :k]
+            new = x_best[act]
+            r, c = np.nonzero(units < n_graded)
+            if r.size:
+                feat = graded[units[r, c]]
+                lo, hi = pset.lower[act[r], feat], pset.upper[act[r], feat]
+                vert = np.where(rng.random(r.size) < 0.5, lo, hi)
                 # Piecewise-constant models (tree ensembles) can be fooled inside the box
                 # and not at its vertices: a share of proposals is drawn uniformly.
-                inner = rng.uniform(lo, hi)
-                value = np.where(rng.random(pick.shape) < self.interior_rate, inner, vert)
-                new[:, graded] = np.where(pick, value, new[:, graded])
-            if len(binary):
-                pick = chosen[:, len(graded) : len(graded) + len(binary)]
-                new[:, binary] = np.where(pick, 1.0 - new[:, binary], new[:, binary])
+                inner = lo + (hi - lo) * rng.random(r.size)
+                new[r, feat] = np.where(rng.random(r.size) < self.interior_rate, inner, vert)
+            if n_binary:
+                r, c = np.nonzero((units >= n_graded) & (units < n_graded + n_binary))
+                if r.size:
+                    feat = binary[units[r, c] - n_graded]
+                    new[r, feat] = 1.0 - new[r, feat]
             for g, idx in enumerate(groups):
-                rows = np.flatnonzero(chosen[:, len(graded) + len(binary) + g])
+                rows = np.flatnonzero(np.any(units == n_graded + n_binary + g, axis=1))
                 if rows.size:
                     hot = rng.integers(len(idx), size=rows.size)
                     block = np.zeros((rows.size, len(idx)))
                     block[np.arange(rows.size), hot] = 1.0
                     new[np.ix_(rows, idx)] = block
-            new = pset.rows(act).project(new)
+            if needs_projection:
+                new = sub.project(new)
             m, f = margin(new, y[act])
             queries[act] += 1
             better = (m < best[act]) | f
@@ -168,4 +181,9 @@ class SquareAttack(EvasionAttack):
             x_best[upd] = new[better]
             best[upd] = m[better]
             fooled[upd] = f[better]
+            if f.any():
+                keep = ~f
+                act = act[keep]
+                if needs_projection:
+                    sub = sub.rows(np.flatnonzero(keep))
         return x_best, queries

@@ -238,7 +238,64 @@ class Target(ABC):
             For an unknown loss, a DLR loss on too few classes (use the margin losses
             there), or a missing, superfluous or invalid ``target_class``.
         """
-        self.require(Capability.GRADIENTS, by="loss_gradient")
+        xs, ys, ts = self._gradient_query(x, y, loss, target_class, by="loss_gradient")
+        # Subclasses written before the targeted losses take (x, y, loss) only.
+        if ts is None:
+            value, grad = self._loss_gradient(xs, ys, loss)
+        else:
+            value, grad = self._loss_gradient(xs, ys, loss, ts)
+        return np.asarray(value, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+
+    @property
+    def gradient_gives_labels(self) -> bool:
+        """True when :meth:`loss_gradient_labels` answers from one forward pass, so that
+        the prediction costs no extra query."""
+        return type(self)._loss_gradient_labels is not Target._loss_gradient_labels
+
+    def loss_gradient_labels(
+        self,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        *,
+        loss: str = "ce",
+        target_class: npt.ArrayLike | None = None,
+    ) -> tuple[FloatArray, FloatArray, IntArray]:
+        """:meth:`loss_gradient` plus the predicted class of each row of ``x``.
+
+        Gradient attacks need both at every step. Targets whose gradient pass already
+        computes the outputs (torch) return the prediction from that same forward pass,
+        which counts as one query per row; the others answer with a separate
+        :meth:`predict`, counted as such.
+
+        Returns
+        -------
+        loss : ndarray of shape (n,)
+        gradient : ndarray of shape (n, n_features)
+        labels : ndarray of shape (n,)
+            Predicted class index of each row, as :meth:`predict` would return it.
+        """
+        if not self.gradient_gives_labels:
+            value, grad = self.loss_gradient(x, y, loss=loss, target_class=target_class)
+            return value, grad, self.predict(x)
+        xs, ys, ts = self._gradient_query(x, y, loss, target_class, by="loss_gradient_labels")
+        value, grad, labels = self._loss_gradient_labels(xs, ys, loss, ts)
+        return (
+            np.asarray(value, dtype=np.float64),
+            np.asarray(grad, dtype=np.float64),
+            np.asarray(labels, dtype=np.int64),
+        )
+
+    def _gradient_query(
+        self,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        loss: str,
+        target_class: npt.ArrayLike | None,
+        *,
+        by: str,
+    ) -> tuple[FloatArray, IntArray, IntArray | None]:
+        """Validate a gradient query's arguments and count it; return ``x, y, t``."""
+        self.require(Capability.GRADIENTS, by=by)
         check_loss(loss, self.n_classes, targeted=target_class is not None)
         xs = self._check_x(x)
         ys = self._check_classes(y, len(xs), "labels")
@@ -253,12 +310,7 @@ class Target(ABC):
                 )
         self.n_queries += len(xs)
         self.n_gradient_queries += len(xs)
-        # Subclasses written before the targeted losses take (x, y, loss) only.
-        if ts is None:
-            value, grad = self._loss_gradient(xs, ys, loss)
-        else:
-            value, grad = self._loss_gradient(xs, ys, loss, ts)
-        return np.asarray(value, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+        return xs, ys, ts
 
     def _check_classes(self, y: npt.ArrayLike, n: int, what: str) -> IntArray:
         ys = np.asarray(y, dtype=np.int64).reshape(-1)
@@ -360,6 +412,14 @@ class Target(ABC):
     ) -> tuple[FloatArray, FloatArray]:  # pragma: no cover - guarded
         """Per-row ``loss`` and input gradient; arguments are already validated."""
         raise CapabilityError(f"{self.name!r} offers no gradients")
+
+    def _loss_gradient_labels(
+        self, x: FloatArray, y: IntArray, loss: str, target_class: IntArray | None
+    ) -> tuple[
+        FloatArray, FloatArray, IntArray
+    ]:  # pragma: no cover - never called unless overridden
+        """Override to return the prediction from the gradient's own forward pass."""
+        raise NotImplementedError
 
 
 def check_loss(loss: object, n_classes: int, *, targeted: bool | None = None) -> str:

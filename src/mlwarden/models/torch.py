@@ -266,9 +266,16 @@ class TorchTarget(Target):
     def _loss_gradient(
         self, x: FloatArray, y: IntArray, loss: str, target_class: IntArray | None = None
     ) -> tuple[FloatArray, FloatArray]:
+        values, grads, _ = self._loss_gradient_labels(x, y, loss, target_class)
+        return values, grads
+
+    def _loss_gradient_labels(
+        self, x: FloatArray, y: IntArray, loss: str, target_class: IntArray | None
+    ) -> tuple[FloatArray, FloatArray, IntArray]:
         check_loss(loss, self.n_classes, targeted=target_class is not None)
         values = np.zeros(len(x), dtype=np.float64)
         grads = np.zeros(x.shape, dtype=np.float64)
+        labels = np.zeros(len(x), dtype=np.int64)
         with torch.enable_grad(), _eval_mode(self.module):
             for start in range(0, len(x), self.batch_size):
                 stop = start + self.batch_size
@@ -278,13 +285,14 @@ class TorchTarget(Target):
                 if target_class is not None:
                     tt = torch.as_tensor(target_class[start:stop], dtype=torch.int64)
                 z = self._scores(xt)
+                labels[start:stop] = z.detach().argmax(dim=1).numpy()
                 if self.output == "probabilities":
                     z = torch.log(z.clamp_min(1e-30))
                 per_row = _torch_loss(z, yt, loss, tt)
                 (g,) = torch.autograd.grad(per_row.sum(), xt)
                 values[start:stop] = per_row.detach().numpy()
                 grads[start:stop] = g.numpy()
-        return values, grads
+        return values, grads, labels
 
 
 def _torch_loss(

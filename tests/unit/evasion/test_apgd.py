@@ -233,3 +233,25 @@ def test_three_class_softmax_caps_the_target_classes():
     )
     # Two other classes at most, each run costs 2 + 2 * steps queries per row.
     assert res.queries.max() <= 2 + 2 * (2 + 2 * 5)
+
+
+def test_target_patience_stops_going_down_the_ranking(digits_mlp):
+    m, x, y = digits_mlp
+    target = TorchTarget(m, lower=0.0, upper=1.0)
+    ok = target.predict(x[:40]) == y[:40]
+    x, y = x[:40][ok], y[:40][ok]
+    # At this budget no target class fools the model on any row: every class is fruitless.
+    kw = dict(eps=1e-4, steps=5, loss="dlr-targeted", n_target_classes=6)
+    full = APGD(**kw).generate(target, x, y, random_state=0)
+    patient = APGD(**kw, target_patience=2).generate(target, x, y, random_state=0)
+    assert not full.success.any() and not patient.success.any()
+    # Per row: a prediction and a score query, then per target class one query per
+    # iterate (the gradient's forward pass also answers the prediction).
+    np.testing.assert_array_equal(full.queries, 2 + 6 * (5 + 1))
+    np.testing.assert_array_equal(patient.queries, 2 + 2 * (5 + 1))
+
+
+def test_target_patience_is_validated(problem):
+    target, _, x, y = problem
+    with pytest.raises(InvalidParameterError, match="target_patience"):
+        APGD(loss="margin-targeted", target_patience=0).generate(target, x, y)

@@ -188,3 +188,42 @@ def test_a_budget_covering_the_whole_input_range_is_refused(problem):
     with pytest.raises(InvalidParameterError, match="whole input range"):
         PGD(eps=11.0).generate(target, x, y, schema=data.schema)
     assert target.n_queries == q0
+
+
+class _FusedSoftmax(SoftmaxTarget):
+    """The same model, answering gradient and prediction from one query (like torch)."""
+
+    def _loss_gradient_labels(self, x, y, loss, target_class):
+        if target_class is None:
+            value, grad = self._loss_gradient(x, y, loss)
+        else:
+            value, grad = self._loss_gradient(x, y, loss, target_class)
+        return value, grad, self._predict_labels(x)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_fused_gradient_queries_give_the_same_attack_for_half_the_queries(problem, norm):
+    from mlwarden.data import Feature, FeatureSchema
+    from mlwarden.evasion.apgd import APGD
+
+    target, data, x, y = problem
+    # Only continuous features movable: every iterate is its own feasible candidate.
+    schema = FeatureSchema(
+        tuple(
+            f if f.kind is FeatureKind.CONTINUOUS else Feature(f.name, f.kind, mutable=False)
+            for f in data.schema.features
+        )
+    )
+    fused = _FusedSoftmax(W=target.W, b=target.b, name="fused")
+    for attack in (
+        PGD(eps=0.4, steps=20, random_start=False, norm=norm),
+        APGD(eps=0.4, steps=20, norm=norm),
+    ):
+        plain_res = attack.generate(target, x, y, schema=schema, random_state=3)
+        fused_res = attack.generate(fused, x, y, schema=schema, random_state=3)
+        assert 0 < plain_res.success.mean() < 1
+        np.testing.assert_array_equal(fused_res.success, plain_res.success)
+        hit = plain_res.success
+        np.testing.assert_allclose(fused_res.x_adv[hit], plain_res.x_adv[hit])
+        # One query per step instead of a gradient and a prediction.
+        assert fused_res.queries.sum() < 0.6 * plain_res.queries.sum()

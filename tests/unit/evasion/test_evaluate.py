@@ -127,3 +127,39 @@ def test_the_default_cascade_follows_what_the_target_and_schema_offer():
     assert [n for n, _ in default_cascade(forest)] == ["TreeGreedy", "Square"]
     target.caps = Capability.LABELS
     assert default_cascade(target) == []
+
+
+def test_an_escalation_stage_runs_only_after_the_stage_before_it_fooled_a_row():
+    from mlwarden.evasion.evaluate import Escalation, attack_factory
+    from mlwarden.evasion.pgd import PGD
+
+    target, data = linear_problem(n=200)
+    cascade = [
+        ("PGD", attack_factory(PGD, steps=3, categorical="fixed")),
+        ("PGD+", Escalation(attack_factory(PGD, steps=20, restarts=2, categorical="fixed"))),
+    ]
+    res = evaluate(
+        target, data.X, data.y, eps=[1e-4, 0.3], schema=data.schema, attacks=cascade,
+        random_state=0,
+    )  # fmt: skip
+    first, more = res.stages
+    # At 1e-4 nothing falls to PGD, so PGD+ is skipped there; at 0.3 PGD fools rows and
+    # PGD+ runs on the rest.
+    assert first.evaded > 0 and more.queries > 0
+    alone = evaluate(
+        target, data.X, data.y, eps=[1e-4], schema=data.schema, attacks=cascade, random_state=0
+    )
+    assert alone.stages[0].evaded == 0 and alone.stages[1].queries == 0
+
+
+def test_the_standard_preset_escalates_square_only_after_white_box_stages():
+    from mlwarden.evasion.evaluate import Escalation, default_cascade
+
+    target, data = linear_problem(n=60)
+    std = default_cascade(target, "standard", schema=data.schema, categorical="fixed")
+    assert [n for n, _ in std] == ["APGD-ce", "APGD-T", "Square", "Square+"]
+    assert isinstance(std[-1][1], Escalation)
+    assert std[-2][1](0.1).n_queries + std[-1][1](0.1).n_queries == 5000
+    target.caps = Capability.LABELS | Capability.SCORES  # black box: Square is the attack
+    (name, factory), *_ = default_cascade(target, "standard")
+    assert name == "Square" and factory(0.1).n_queries == 5000

@@ -272,3 +272,33 @@ def test_invalid_parameters(kwargs, match):
 def test_not_a_module():
     with pytest.raises(InvalidParameterError, match=r"torch\.nn\.Module"):
         TorchTarget(lambda x: x)
+
+
+# ------------------------------------------------- gradient and labels in one query
+@pytest.mark.parametrize(("n_out", "output"), [(3, "logits"), (1, "logits"), (3, "probabilities")])
+def test_loss_gradient_labels_match_separate_calls_and_cost_one_query(n_out, output):
+    m = mlp(n_out)
+    if output == "probabilities":
+        m = nn.Sequential(m, nn.Softmax(dim=1))
+    t = TorchTarget(m, input_shape=(6,), output=output)
+    y = np.arange(len(X6)) % t.n_classes
+    loss, grad = t.loss_gradient(X6, y, loss="margin")
+    labels = t.predict(X6)
+    q0, g0 = t.n_queries, t.n_gradient_queries
+    loss2, grad2, labels2 = t.loss_gradient_labels(X6, y, loss="margin")
+    assert t.n_queries - q0 == len(X6) and t.n_gradient_queries - g0 == len(X6)
+    np.testing.assert_allclose(loss2, loss, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad2, grad, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(labels2, labels)
+
+
+def test_loss_gradient_labels_falls_back_to_a_counted_prediction():
+    from tests.helpers import SoftmaxTarget
+
+    t = SoftmaxTarget(W=np.array([[1.0, -1.0], [0.5, 2.0]]), b=np.array([0.1, -0.2]))
+    x = RNG.normal(size=(7, 2))
+    y = np.zeros(7, dtype=np.int64)
+    _, grad, labels = t.loss_gradient_labels(x, y)
+    np.testing.assert_array_equal(labels, t.predict(x))
+    np.testing.assert_allclose(grad, t.loss_gradient(x, y)[1])
+    assert t.n_gradient_queries == 14 and t.n_queries == 4 * 7
