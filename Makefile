@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # torch is pinned to the CPU wheel on these machines' disk (see constraints.txt).
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint typecheck pytest fast-test bench-env bench clean
+.PHONY: demo test lint typecheck pytest fast-test bench-env bench bench-scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-env: $(BENCH_VENV)/.installed
 
 bench: bench-env
 	$(BENCH_BIN)/python benchmarks/evasion_vs_peers.py
+
+bench-scan: bench-env
+	$(BENCH_BIN)/python benchmarks/scan_vs_peers.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) demo-report .mypy_cache .ruff_cache .pytest_cache

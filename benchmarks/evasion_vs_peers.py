@@ -168,7 +168,7 @@ class Bench:
             return
         robust = float(np.mean(predict(adv) == y))
         self.rows.append(Row(model, tool, attack, robust, cpu, wall))
-        print(f"{model:>16} {tool:>12} {attack:<32} robust {robust:.3f} cpu {cpu:7.2f}s")
+        print(f"{model:>16} {tool:>12} {attack:<32} robust {robust:.3f} cpu {cpu:7.3f}s")
 
 
 def torch_rows(
@@ -349,8 +349,8 @@ def markdown(rows: list[Row], args: argparse.Namespace) -> str:
         "|---|---|---|---:|---:|---:|---|",
     ]
     lines += [
-        f"| {r.model} | {r.tool} | {r.attack} | {r.robust:.3f} | {r.cpu_s:.2f} | "
-        f"{r.wall_s:.2f} | {r.note} |"
+        f"| {r.model} | {r.tool} | {r.attack} | {r.robust:.3f} | {r.cpu_s:.3f} | "
+        f"{r.wall_s:.3f} | {r.note} |"
         for r in rows
     ]
     return "\n".join(lines) + "\n"

@@ -35,7 +35,9 @@ def register(kind: str, name: str) -> Callable[[T], T]:
 
 def _load_builtins() -> None:
     # Importing the family packages runs their @register lines.
-    import mlwarden.evasion.checks  # noqa: F401
+    import mlwarden.evasion.checks
+    import mlwarden.supplychain.checks
+    import mlwarden.supplychain.rules  # noqa: F401 - the scanner's rule ids (MLW-SUP-*)
 
 
 def get(kind: str, name: str) -> type:

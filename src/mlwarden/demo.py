@@ -5,12 +5,16 @@ HistGradientBoosting model (scikit-learn) and an MLP (torch), hardens a copy of 
 with adversarial training in the audit's threat model, saves them as ``.skops`` and
 TorchScript ``.pt`` next to the data and its schema, loads them back from those files
 (the way a user would audit them) and audits all three with every available check.
+It then signs the model files and verifies them as a consumer would, and plants a
+tampered model (a pickle that would run a shell command) next to them to show the
+scanner catching it — the file is written, scanned, and never loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -147,5 +151,50 @@ def run_demo(
         progress=progress,
         title="mlwarden demo: card-fraud models",
     )
+    notes += _supply_chain(out, targets, report)
     report_progress(progress, "demo", steps, steps)
     return DemoResult(report=report, files=files, notes=notes)
+
+
+def _supply_chain(out: Path, targets: list[Any], report: Report) -> list[str]:
+    """Sign the model files and verify them as a consumer would; plant a tampered model
+    next to them and show the scanner catching it. Adds the findings to ``report``."""
+    import os
+    import pickle
+
+    from mlwarden.supplychain.checks import file_findings
+    from mlwarden.supplychain.scanner import scan_file
+    from mlwarden.supplychain.sign import generate_key, sign, signature_finding, verify
+
+    keys = out / "keys"
+    private, public = keys / "demo-signing.key", keys / "demo-signing.pub"
+    if not (private.exists() and public.exists()):
+        keys.mkdir(parents=True, exist_ok=True)
+        private.unlink(missing_ok=True)
+        public.unlink(missing_ok=True)
+        generate_key(private, public)
+    for t in targets:
+        sign(t.source, key=private)
+        result = verify(t.source, key=public)
+        report.findings.append(signature_finding(result, target=t.name))
+        report.signatures.append({"target": t.name, **result.to_dict()})
+
+    class _Tampered:
+        """A model file an attacker swapped in: loading it would run a shell command."""
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, ("echo mlwarden demo: this model file just ran a command",))
+
+    planted = out / "models" / "untrusted" / "fraud_hgb_from_vendor.pkl"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(pickle.dumps({"model": "fraud-hgb", "weights": _Tampered()}, protocol=4))
+    scanned = scan_file(planted)
+    report.findings.extend(
+        file_findings(scanned, target="fraud_hgb_from_vendor.pkl", check="supplychain.model-file")
+    )
+    return [
+        f"Model files signed with {public.name} and verified: "
+        + ", ".join(t.name for t in targets),
+        f"Planted a tampered model at {planted} (never loaded): the scanner says "
+        f"{scanned.verdict.value} ({', '.join(sorted({i.construct for i in scanned.issues}))})",
+    ]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import pickle
+import tempfile
+from pathlib import Path
 
 import pytest
 from tests.helpers import linear_problem
@@ -27,18 +30,28 @@ def test_there_are_checks_and_every_family_package_registers():
     assert {"evasion.whitebox", "evasion.blackbox", "evasion.decision"} <= set(CHECKS)
 
 
+def _model_file() -> str:
+    """A benign pickle standing in for the file a model was loaded from."""
+    path = Path(tempfile.mkdtemp(prefix="mlw-contract-")) / "model.pkl"
+    path.write_bytes(pickle.dumps({"coef": [0.5, -1.0], "intercept": 0.1}, protocol=4))
+    return str(path)
+
+
 def runnable(name: str, n: int = 200):
-    """The linear problem with the target's capabilities cut down until the check applies."""
+    """The linear problem with the target's capabilities cut down until the check applies
+    (and, for checks that scan the model's file, a file it was loaded from)."""
     cls = _registry.get("check", name)
     for caps in (
         Capability.LABELS | Capability.SCORES | Capability.LOGITS | Capability.GRADIENTS,
         Capability.LABELS | Capability.SCORES,
         Capability.LABELS,
     ):
-        target, data = linear_problem(n=n)
-        target.caps = caps
-        if cls(**_fast(name)).skip_reason(target, data) is None:
-            return target, data
+        for source in (None, _model_file()):
+            target, data = linear_problem(n=n)
+            target.caps = caps
+            target.source = source
+            if cls(**_fast(name)).skip_reason(target, data) is None:
+                return target, data
     raise AssertionError(f"no test target satisfies {name}")
 
 

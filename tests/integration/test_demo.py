@@ -45,11 +45,23 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     sarif = json.loads((out / "report.sarif").read_text())
     jsonschema.Draft7Validator(json.loads(SARIF_SCHEMA.read_text())).validate(sarif)
 
-    # Both models audited by the white-box check (APGD on the MLP, the tree-reading attack on
+    # Every model audited by the white-box check (APGD on the MLP, the tree-reading attack on
     # the trees) and the score-based check; the decision-based check is skipped (scores exist).
+    # Its file is scanned and its signature verified; the planted tampered file is caught.
     checks = {(f["target"], f["check"]) for f in report["findings"]}
     models = ("fraud-hgb", "fraud-mlp", "fraud-mlp-hardened")
-    assert checks == {(m, c) for m in models for c in ("evasion.whitebox", "evasion.blackbox")}
+    per_model = ("evasion.whitebox", "evasion.blackbox", "supplychain.model-file",
+                 "supplychain.signature")  # fmt: skip
+    planted = "fraud_hgb_from_vendor.pkl"
+    assert checks == {(m, c) for m in models for c in per_model} | {
+        (planted, "supplychain.model-file")
+    }
+    supply = {(f["target"], f["rule_id"], f["status"]) for f in report["findings"]
+              if f["family"] == "supply_chain"}  # fmt: skip
+    assert supply == {(m, r, "pass") for m in models for r in ("MLW-SUP-002", "MLW-SUP-010")} | {
+        (planted, "MLW-SUP-001", "fail")
+    }
+    assert (out / "models" / "fraud_hgb.skops.sig").stat().st_size > 0
     assert sorted((s["target"], s["check"]) for s in report["skipped"]) == [
         (m, "evasion.decision") for m in models
     ]

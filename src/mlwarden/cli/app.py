@@ -167,6 +167,20 @@ def audit(
         int | None, typer.Option("--max-samples", help="Rows attacked per model at most.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the exit code.")] = False,
+    verify_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--verify-key",
+            help="Verify each model against its signature with this public key before "
+            "loading it; a model that fails is not loaded (MLW-SUP-010).",
+        ),
+    ] = None,
+    signature: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--signature", help="Signature of each --model, in order (default: MODEL.sig)."
+        ),
+    ] = None,
 ) -> None:
     """Audit model files on a data set and write report.json/html/sarif and junit.xml."""
     with _friendly_errors():
@@ -178,6 +192,10 @@ def audit(
         from mlwarden.models import load_model
 
         Severity.parse(fail_on)
+        from mlwarden.cli import supplychain_sign as signing
+
+        verified = signing.verify_models(model, verify_key, signature)
+        rejected = {r.path for r in verified if not r.ok}
         ds = load_dataset(data, label=label, schema=schema, positive_label=positive_label)
         params: dict[str, dict[str, Any]] = {}
         for name in expand_checks(checks):
@@ -187,11 +205,18 @@ def audit(
         selected = resolve_checks(checks, params)
         targets = []
         for path in model:
+            if path in rejected:
+                continue  # tampered or unsigned: never loaded
             t = load_model(path)
             targets.append(t)
         _dedupe_names(targets)
         with _progress(not quiet and sys.stderr.isatty()) as cb:
-            report = run_audit(targets, ds, checks=selected, random_state=seed, progress=cb)
+            report = (
+                run_audit(targets, ds, checks=selected, random_state=seed, progress=cb)
+                if targets
+                else signing.signature_only_report(ds, seed)
+            )
+        signing.add_signature_findings(report, verified, targets, selected)
         _finish(report, out_dir, fail_on, quiet)
 
 
@@ -264,6 +289,14 @@ def _register_subcommands() -> None:
     from mlwarden.cli.harden import harden_app
 
     app.add_typer(harden_app, name="harden")
+
+    from mlwarden.cli.scan import register as register_scan
+
+    register_scan(app)
+
+    from mlwarden.cli.supplychain_sign import register as register_signing
+
+    register_signing(app)
 
 
 _register_subcommands()

@@ -87,6 +87,10 @@ class Report:
         Wall time of the whole audit.
     title : str
         Report title.
+    signatures : list of dict
+        Signature verifications done before the models were loaded
+        (:meth:`mlwarden.supplychain.sign.VerifyResult.to_dict`); written to the
+        provenance when not empty.
     """
 
     findings: list[Finding] = field(default_factory=list)
@@ -102,6 +106,7 @@ class Report:
     created_at: str = field(default_factory=_utcnow)
     duration_s: float = 0.0
     title: str = "mlwarden audit"
+    signatures: list[dict[str, Any]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -152,6 +157,8 @@ class Report:
         runs with the same seed give equal dictionaries.
         """
         prov: dict[str, Any] = {"seed": self.seed, "versions": dict(self.versions)}
+        if self.signatures:
+            prov["signatures"] = _jsonable(self.signatures)
         if include_timing:
             prov.update(
                 created_at=self.created_at,
@@ -192,6 +199,7 @@ class Report:
             created_at=prov.get("created_at", _utcnow()),
             duration_s=float(prov.get("duration_s", 0.0)),
             title=d.get("title", "mlwarden audit"),
+            signatures=list(prov.get("signatures", [])),
         )
 
 

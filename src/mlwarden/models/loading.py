@@ -1,11 +1,16 @@
 """Load model files into targets, detecting the format from the file's content.
 
-Safe formats are loaded: scikit-learn models saved with skops (only when every type
-the file needs comes from scikit-learn, NumPy or SciPy), TorchScript and ONNX.
+Every file passes the model-file scanner (:func:`mlwarden.supplychain.scan_file`)
+before anything reads it as a model. Safe formats are then loaded: scikit-learn models
+saved with skops (only when every type the file needs comes from scikit-learn, NumPy or
+SciPy), TorchScript and ONNX.
 Formats that execute code when loaded (pickle, joblib, ``torch.save`` checkpoints)
-are refused with :class:`~mlwarden.exceptions.UnsafeModelError` and are never opened
-with a deserialiser. Every other problem (missing, empty, truncated or unknown file)
-raises :class:`~mlwarden.exceptions.ModelLoadError` naming the file.
+go through :func:`mlwarden.supplychain.safe_load`: the model-file scanner vets them
+first and refuses them with :class:`~mlwarden.exceptions.UnsafeModelError` when it
+finds anything it cannot prove harmless, and the file is then read with an
+unpickler restricted to the same allowlist. Every other problem (missing, empty,
+truncated or unknown file) raises :class:`~mlwarden.exceptions.ModelLoadError`
+naming the file.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlwarden.exceptions import (
     InvalidParameterError,
@@ -26,6 +31,9 @@ from mlwarden.exceptions import (
     UnsafeModelError,
 )
 from mlwarden.models.base import Target
+
+if TYPE_CHECKING:
+    from mlwarden.supplychain.policy import Policy
 
 __all__ = ["load_model", "save_skops"]
 
@@ -39,12 +47,8 @@ SKOPS_TRUSTED_TYPES: frozenset[str] = frozenset(
 _SUPPORTED = (
     "supported formats: scikit-learn models saved with skops (.skops, see "
     "mlwarden.models.save_skops), TorchScript (.pt, saved with torch.jit.save or "
-    "mlwarden.models.save_torchscript) and ONNX (.onnx)"
-)
-_SAFE_ALTERNATIVES = (
-    "save the model in a safe format instead: .skops for scikit-learn "
-    "(mlwarden.models.save_skops), TorchScript .pt (mlwarden.models.save_torchscript) "
-    "or .onnx"
+    "mlwarden.models.save_torchscript), ONNX (.onnx), and pickle/joblib/torch.save "
+    "files that pass the model-file scanner"
 )
 _HEAD_BYTES = 1 << 20
 _PEEK_BYTES = 1 << 16
@@ -60,7 +64,9 @@ class _Sniffed:
     detail: str = ""
 
 
-def load_model(path: str | Path, *, name: str | None = None) -> Target:
+def load_model(
+    path: str | Path, *, name: str | None = None, policy: Policy | None = None
+) -> Target:
     """Load a model file into a :class:`~mlwarden.models.base.Target`.
 
     The format is detected from the content, not the extension (``.onnx`` is used
@@ -68,7 +74,12 @@ def load_model(path: str | Path, *, name: str | None = None) -> Target:
     :class:`~mlwarden.models.sklearn.SklearnTarget`, TorchScript archives
     :class:`~mlwarden.models.torch.TorchTarget` (with the metadata written by
     :func:`~mlwarden.models.torch.save_torchscript`), ONNX files
-    :class:`~mlwarden.models.onnx.OnnxTarget`.
+    :class:`~mlwarden.models.onnx.OnnxTarget`. Pickle and joblib files holding a
+    scikit-learn classifier become :class:`~mlwarden.models.sklearn.SklearnTarget`
+    and ``torch.save`` checkpoints holding a whole ``torch.nn.Module`` become
+    :class:`~mlwarden.models.torch.TorchTarget` (with default metadata: classes
+    ``0..k-1``, input shape from the first linear layer, no declared input range),
+    after :func:`mlwarden.supplychain.safe_load` has vetted them.
 
     Parameters
     ----------
@@ -76,6 +87,9 @@ def load_model(path: str | Path, *, name: str | None = None) -> Target:
         The model file.
     name : str or None, default=None
         Name used in reports; defaults to the file name without its extension.
+    policy : Policy or None, default=None
+        Extra globals a pickle may import (e.g. your own model class), see
+        :class:`mlwarden.supplychain.Policy`.
 
     Returns
     -------
@@ -85,17 +99,21 @@ def load_model(path: str | Path, *, name: str | None = None) -> Target:
     Raises
     ------
     UnsafeModelError
-        For pickle, joblib and ``torch.save`` files, and for skops files that need
-        types from outside scikit-learn, NumPy and SciPy.
+        For pickle, joblib and ``torch.save`` files that the scanner flags or cannot
+        scan completely, and for skops files that need types from outside
+        scikit-learn, NumPy and SciPy.
     ModelLoadError
         If the file is missing, empty, a directory, truncated, corrupt or in an
-        unsupported format.
+        unsupported format, if a pickle holds something other than a model, or if a
+        checkpoint holds only a ``state_dict``.
     MissingDependencyError
         If the file needs an optional extra (``mlwarden[torch]``, ``mlwarden[onnx]``).
     """
     p = Path(path)
     label = name if name is not None else p.stem or p.name
     sniffed = _sniff(p)
+    if sniffed.kind in ("skops", "torchscript", "onnx"):
+        _scan_gate(p, policy)
     try:
         if sniffed.kind == "skops":
             return _load_skops(p, label)
@@ -106,17 +124,7 @@ def load_model(path: str | Path, *, name: str | None = None) -> Target:
     except InvalidParameterError as exc:
         raise ModelLoadError(_with_path(p, str(exc))) from None
     if sniffed.kind in ("pickle", "joblib", "torch-pickle"):
-        what = {
-            "pickle": "pickle",
-            "joblib": f"joblib ({sniffed.detail}-compressed pickle)",
-            "torch-pickle": "torch.save checkpoint (a pickle inside a zip archive)",
-        }[sniffed.kind]
-        raise UnsafeModelError(
-            f"{p}: refusing to load a {what} file: pickle/joblib files can execute "
-            "arbitrary code when they are loaded. mlwarden will load them only after its "
-            "model-file scanner has vetted them (not available yet); "
-            f"{_SAFE_ALTERNATIVES}"
-        )
+        return _load_vetted(p, label, sniffed, policy)
     raise ModelLoadError(f"{p}: {sniffed.detail or 'unrecognised model file format'}; {_SUPPORTED}")
 
 
@@ -309,6 +317,109 @@ def _load_torchscript(p: Path, name: str) -> Target:
     except Exception as exc:  # torch raises RuntimeError and friends
         raise ModelLoadError(
             f"{p}: corrupt or unsupported TorchScript file ({_first_line(exc)})"
+        ) from None
+
+
+def _scan_gate(p: Path, policy: Policy | None) -> None:
+    """Refuse a skops, TorchScript or ONNX file the model-file scanner does not pass.
+
+    These loaders run no pickle, but each has its own ways to do harm (a skops type
+    outside the allowlist, an ONNX external-data path that reads a host file, a
+    TorchScript archive with a stray pickle): the scanner checks them all, and a file
+    it cannot scan completely is not loaded either (fail closed).
+    """
+    from mlwarden.supplychain.result import Verdict
+    from mlwarden.supplychain.scanner import scan_file
+
+    result = scan_file(p, policy=policy)
+    if result.verdict is Verdict.UNSAFE:
+        shown = "; ".join(
+            f"{i.rule_id} {i.construct}" + (f" at {i.location}" if i.location else "")
+            for i in result.issues[:5]
+        )
+        more = f" (and {len(result.issues) - 5} more)" if len(result.issues) > 5 else ""
+        raise UnsafeModelError(
+            f"{p}: the model-file scanner refused the {result.format} file: {shown}{more}; "
+            f"run `mlwarden scan {p}` for details"
+        )
+    if result.verdict is Verdict.ERROR:
+        raise ModelLoadError(
+            f"{p}: the model-file scanner could not scan the file completely, so it is not "
+            f"loaded: {'; '.join(result.errors)}"
+        )
+
+
+def _load_vetted(p: Path, name: str, sniffed: _Sniffed, policy: Policy | None) -> Target:
+    """Scan, then load, a pickle/joblib/torch.save file (see :mod:`.supplychain.safe_load`)."""
+    from mlwarden.supplychain.safe_load import load_vetted
+
+    what = {
+        "pickle": "pickle",
+        "joblib": f"joblib ({sniffed.detail}-compressed pickle)",
+        "torch-pickle": "torch.save checkpoint (a pickle inside a zip archive)",
+    }[sniffed.kind]
+    try:
+        loaded = load_vetted(p, policy=policy)
+    except UnsafeModelError as exc:
+        raise UnsafeModelError(f"{exc} ({what} file)") from None
+    obj = loaded.obj
+    if loaded.format.startswith("pytorch") or _is_torch_module(obj):
+        return _torch_from_checkpoint(p, obj, name)
+    if not (hasattr(obj, "predict") and hasattr(obj, "fit")):
+        raise ModelLoadError(
+            f"{p}: the {what} file holds a {type(obj).__name__}, not a scikit-learn model"
+        )
+    from mlwarden.models.sklearn import SklearnTarget
+
+    try:
+        return SklearnTarget(obj, name=name, source=str(p))
+    except InvalidParameterError as exc:
+        raise ModelLoadError(_with_path(p, str(exc))) from None
+
+
+def _is_torch_module(obj: Any) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+_STATE_DICT_HINT = (
+    "a state_dict holds weights only; the model's code is not in the file. Build the "
+    "model in Python, call model.load_state_dict(mlwarden.supplychain.safe_load(path)) "
+    "and pass the model to mlwarden.target, or save the whole model with "
+    "mlwarden.models.save_torchscript"
+)
+
+
+def _torch_from_checkpoint(p: Path, obj: Any, name: str) -> Target:
+    import torch
+
+    from mlwarden.models.torch import TorchTarget
+
+    module = obj
+    if isinstance(obj, dict):
+        found = [v for k, v in obj.items() if isinstance(v, torch.nn.Module)]
+        if len(found) == 1:
+            module = found[0]
+        elif found:
+            raise ModelLoadError(
+                f"{p}: the checkpoint holds several modules ({len(found)}); load it with "
+                "mlwarden.supplychain.safe_load and pass the one to audit to mlwarden.target"
+            )
+        else:
+            raise ModelLoadError(f"{p}: {_STATE_DICT_HINT}")
+    if not isinstance(module, torch.nn.Module):
+        raise ModelLoadError(
+            f"{p}: the torch.save file holds a {type(obj).__name__}, not a torch.nn.Module"
+        )
+    try:
+        return TorchTarget(module, name=name, source=str(p))
+    except InvalidParameterError as exc:
+        raise ModelLoadError(
+            f"{p}: {exc} (a torch.save checkpoint carries no metadata such as the input "
+            "shape, classes or input range: save the model with "
+            "mlwarden.models.save_torchscript to keep them)"
         ) from None
 
 

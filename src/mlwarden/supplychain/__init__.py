@@ -14,4 +14,19 @@ This package imports nothing heavy (no NumPy, torch or TensorFlow) so that
 from mlwarden.supplychain.policy import Policy
 from mlwarden.supplychain.result import FileResult, ScanIssue, ScanResult, Verdict
 
-__all__ = ["FileResult", "Policy", "ScanIssue", "ScanResult", "Verdict"]
+# The function names shadow their modules (``safe_load``), as ``scan`` does: keep these
+# imports in this order.
+from mlwarden.supplychain.safe_load import load_vetted, safe_load
+from mlwarden.supplychain.scanner import scan, scan_file
+
+__all__ = [
+    "FileResult",
+    "Policy",
+    "ScanIssue",
+    "ScanResult",
+    "Verdict",
+    "load_vetted",
+    "safe_load",
+    "scan",
+    "scan_file",
+]

@@ -80,10 +80,12 @@ class FileResult:
     path : str
         The file on disk.
     format : str
-        The format detected from the content (``pickle``, ``joblib``, ``pytorch-zip``,
-        ``pytorch-legacy``, ``pytorch-tar``, ``numpy``, ``numpy-npz``, ``safetensors``,
-        ``onnx``, ``keras``, ``keras-h5``, ``gguf``, ``skops``, ``gzip+pickle``, ... or
-        ``unknown``).
+        The format detected from the content (``pickle``, ``joblib``, ``joblib-zf``,
+        ``pytorch-zip``, ``torchscript``, ``pytorch-legacy``, ``pytorch-tar``, ``numpy``,
+        ``numpy-npz``, ``safetensors``, ``onnx``, ``onnx-external-data``, ``keras``,
+        ``keras-h5``, ``hdf5``, ``gguf``, ``skops``, ``json``, ``gzip+pickle``,
+        ``xz+joblib``, ...; ``empty``, ``symlink``, ``zip``, ``tar`` or ``unknown`` for
+        files that could not be scanned).
     issues : list of ScanIssue
         Everything dangerous that was found.
     errors : list of str

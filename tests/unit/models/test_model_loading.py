@@ -1,4 +1,4 @@
-"""load_model: round trips of the safe formats, refusal of unsafe ones, clear errors.
+"""load_model: round trips of the safe formats, scanned pickles, refusal of unsafe ones.
 
 Every unsafe file written here carries a payload that would create a marker directory
 if anything deserialised it; each refusal test checks that the marker is still absent,
@@ -97,7 +97,7 @@ def test_skops_with_a_custom_type_is_refused(data3, tmp_path):
     est = LogisticRegression(max_iter=300).fit(X, y)
     est.extra_ = Custom(marker)
     path = save_skops(est, tmp_path / "custom.skops")
-    err = assert_refused(path, marker, what="outside scikit-learn, NumPy and SciPy")
+    err = assert_refused(path, marker, what="MLW-SUP-009")
     assert "Custom" in str(err)
 
 
@@ -107,7 +107,7 @@ def test_skops_with_a_builtin_function_is_refused(data3, tmp_path):
     est.steps[0][1].func = eval  # never called: the file is refused before loading
     path = save_skops(est, tmp_path / "eval.skops")
     err = assert_refused(path, tmp_path / "unused", what="builtins.eval")
-    assert "get_untrusted_types" in str(err)
+    assert "mlwarden scan" in str(err)
 
 
 def test_skops_regressor_is_a_load_error(data3, tmp_path):
@@ -121,7 +121,9 @@ def test_corrupt_skops_schema(tmp_path):
     path = tmp_path / "bad.skops"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("schema.json", "{not json")
-    with pytest.raises(ModelLoadError, match=r"bad\.skops: corrupt skops file") as info:
+    with pytest.raises(
+        ModelLoadError, match=r"bad\.skops: .*schema\.json is not valid JSON"
+    ) as info:
         load_model(path)
     assert not isinstance(info.value, UnsafeModelError)
 
@@ -140,28 +142,56 @@ def test_format_is_detected_by_content_not_extension(sk_models, tmp_path):
 
 # ------------------------------------------------------------- pickle family
 @pytest.mark.parametrize("protocol", [0, 1, 2, 5])
-def test_pickle_is_refused(protocol, tmp_path):
+def test_malicious_pickle_is_refused(protocol, tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "model.bin"
     path.write_bytes(pickle.dumps(Payload(marker), protocol=protocol))
     err = assert_refused(path, marker)
     msg = str(err)
     assert "pickle/joblib" in msg and "execute" in msg and "scanner" in msg
+    assert "mkdir" in msg and "MLW-SUP-001" in msg
     assert ".skops" in msg and ".onnx" in msg and "TorchScript" in msg
 
 
-def test_pickle_of_an_estimator_disguised_as_onnx_is_refused(sk_models, tmp_path):
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_benign_sklearn_pickle_loads(protocol, sk_models, data3, tmp_path):
+    X, _ = data3
+    path = tmp_path / "model.bin"
+    path.write_bytes(pickle.dumps(sk_models["pipeline"], protocol=protocol))
+    t = load_model(path)
+    assert isinstance(t, SklearnTarget) and t.source == str(path) and t.name == "model"
+    np.testing.assert_allclose(t.predict_proba(X[:5]), sk_models["pipeline"].predict_proba(X[:5]))
+
+
+def test_pickle_of_an_estimator_disguised_as_onnx_loads(sk_models, tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(pickle.dumps(sk_models["lr"]))
-    assert_refused(path, tmp_path / "unused")
+    assert isinstance(load_model(path), SklearnTarget)
+
+
+def test_pickle_that_is_not_a_model(tmp_path):
+    path = tmp_path / "data.pkl"
+    path.write_bytes(pickle.dumps({"a": [1, 2]}))
+    with pytest.raises(ModelLoadError, match=r"data\.pkl: .*holds a dict, not a scikit-learn"):
+        load_model(path)
 
 
 @pytest.mark.parametrize("compress", [0, 3, "zlib", "gzip", "bz2", "lzma", "xz"])
-def test_joblib_is_refused(compress, tmp_path):
+def test_malicious_joblib_is_refused(compress, tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "model.joblib"
     joblib.dump(Payload(marker), path, compress=compress)
     assert_refused(path, marker, what="pickle" if compress == 0 else "joblib")
+
+
+@pytest.mark.parametrize("compress", [0, 3, "gzip", "xz"])
+def test_benign_joblib_loads(compress, sk_models, data3, tmp_path):
+    X, _ = data3
+    path = tmp_path / "model.joblib"
+    joblib.dump(sk_models["rf"], path, compress=compress)
+    t = load_model(path)
+    assert isinstance(t, SklearnTarget)
+    np.testing.assert_allclose(t.predict_proba(X[:5]), sk_models["rf"].predict_proba(X[:5]))
 
 
 def test_gzip_compressed_joblib_named_like_a_safe_file_is_refused(tmp_path):
@@ -172,14 +202,56 @@ def test_gzip_compressed_joblib_named_like_a_safe_file_is_refused(tmp_path):
     assert "model.skops" in str(err)
 
 
+def test_custom_class_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "custom.pkl"
+    path.write_bytes(pickle.dumps(Custom(marker)))
+    err = assert_refused(path, marker)
+    assert "Custom" in str(err) and "MLW-SUP-002" in str(err)
+
+
 @needs_torch
-def test_torch_save_checkpoint_is_refused(tmp_path):
+def test_torch_save_state_dict_is_a_clear_error(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"w": torch.zeros(2)}, path)
-    assert_refused(path, tmp_path / "unused", what="torch.save checkpoint")
+    with pytest.raises(ModelLoadError, match=r"weights\.pt: a state_dict holds weights only"):
+        load_model(path)
     legacy = tmp_path / "legacy.pt"
     torch.save({"w": torch.zeros(2)}, legacy, _use_new_zipfile_serialization=False)
-    assert_refused(legacy, tmp_path / "unused")
+    with pytest.raises(ModelLoadError, match="a state_dict holds weights only"):
+        load_model(legacy)
+
+
+@needs_torch
+@pytest.mark.parametrize("legacy", [False, True])
+def test_torch_save_of_a_whole_module_loads(legacy, tmp_path):
+    from mlwarden.models import TorchTarget
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    path = tmp_path / "net.pt"
+    torch.save(net, path, _use_new_zipfile_serialization=not legacy)
+    t = load_model(path)
+    assert isinstance(t, TorchTarget) and t.input_spec.n_features == 4
+    assert list(t.classes) == [0, 1, 2]
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    with torch.no_grad():
+        ref = net(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(t.logits(x), ref, atol=1e-6)
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"model": net, "epoch": 1}, ckpt, _use_new_zipfile_serialization=not legacy)
+    assert isinstance(load_model(ckpt), TorchTarget)
+
+
+@needs_torch
+def test_malicious_torch_save_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2), "p": Payload(marker)}, path)
+    assert_refused(path, marker, what="torch.save checkpoint")
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"p": Payload(marker)}, legacy, _use_new_zipfile_serialization=False)
+    assert_refused(legacy, marker)
 
 
 # ---------------------------------------------------------------- torchscript
@@ -304,7 +376,7 @@ def test_onnx_round_trip(data3_str, tmp_path):
 def test_corrupt_onnx(tmp_path):
     path = tmp_path / "net.onnx"
     path.write_bytes(b"\x08\x07" + bytes(range(200)))
-    with pytest.raises(ModelLoadError, match=r"net\.onnx: not a valid ONNX model"):
+    with pytest.raises(ModelLoadError, match=r"net\.onnx: the model-file scanner could not scan"):
         load_model(path)
 
 

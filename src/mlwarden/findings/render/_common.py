@@ -10,17 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlwarden.findings._sarif import INFORMATION_URI, atlas_link, owasp_link, rule_help_uri
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.report import Report
-from mlwarden.findings.taxonomy import (
-    ATLAS_URL,
-    DOCS_URL,
-    OWASP_ML_TOP10,
-    OWASP_URL,
-    RULES,
-    Severity,
-    atlas_techniques,
-)
+from mlwarden.findings.taxonomy import Severity
 
 __all__ = [
     "INFORMATION_URI",
@@ -43,9 +36,6 @@ __all__ = [
     "verdict",
     "write_text",
 ]
-
-INFORMATION_URI = "https://github.com/mlwarden/mlwarden"
-"""Home page of the tool, as written into SARIF and the HTML footer."""
 
 SEVERITIES_DESC: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: -s.rank))
 """Severities from ``critical`` down to ``info``."""
@@ -139,31 +129,6 @@ def incomplete_text(report: Report) -> str | None:
         f"{plural(n, 'check')} could not run. "
         "Passing results say nothing about what these checks would have found."
     )
-
-
-def rule_help_uri(rule_id: str) -> str:
-    """Documentation link of a rule (registered or not)."""
-    rule = RULES.get(rule_id)
-    return rule.help_uri if rule is not None else f"{DOCS_URL}{rule_id}.md"
-
-
-def atlas_link(technique_id: str) -> tuple[str, str, str]:
-    """``(id, name, url)`` of a MITRE ATLAS technique; name is empty when unknown.
-
-    A sub-technique is named after its parent too: ``"AI Supply Chain Compromise: Model"``.
-    """
-    table = atlas_techniques()
-    tech = table.get(technique_id)
-    if tech is None:
-        return technique_id, "", ATLAS_URL + technique_id
-    parent = table.get(tech.parent) if tech.parent else None
-    name = f"{parent.name}: {tech.name}" if parent else tech.name
-    return technique_id, name, ATLAS_URL + technique_id
-
-
-def owasp_link(owasp_id: str) -> tuple[str, str, str]:
-    """``(id, name, url)`` of an OWASP ML Top 10 entry."""
-    return owasp_id, OWASP_ML_TOP10.get(owasp_id, ""), OWASP_URL
 
 
 def tool_version(report: Report) -> str:

@@ -18,27 +18,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from mlwarden.findings._sarif import (
+    INFORMATION_URI,
+    LEVEL,
+    SARIF_SCHEMA_URI,
+    SECURITY_SEVERITY,
+    file_uri,
+    reporting_descriptor,
+)
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.render._common import (
-    INFORMATION_URI,
     PathLike,
-    atlas_link,
     metric_text,
-    owasp_link,
     plain,
-    rule_help_uri,
     sorted_findings,
     tool_version,
     write_text,
 )
 from mlwarden.findings.report import Report
-from mlwarden.findings.taxonomy import RULES, Rule, Severity
+from mlwarden.findings.taxonomy import RULES, Rule
 
 __all__ = [
     "SARIF_SCHEMA_URI",
@@ -48,61 +50,18 @@ __all__ = [
     "write_sarif",
 ]
 
-SARIF_SCHEMA_URI = (
-    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-)
-"""The ``$schema`` written into every log: the OASIS standard schema."""
-
-SECURITY_SEVERITY: dict[Severity, str] = {
-    Severity.CRITICAL: "9.5",
-    Severity.HIGH: "8.0",
-    Severity.MEDIUM: "5.5",
-    Severity.LOW: "3.0",
-    Severity.INFO: "0.0",
-}
-"""GitHub's ``security-severity`` score per severity (critical > 9, high 7-8.9, ...)."""
-
-_LEVEL: dict[Severity, str] = {
-    Severity.CRITICAL: "error",
-    Severity.HIGH: "error",
-    Severity.MEDIUM: "warning",
-    Severity.LOW: "note",
-    Severity.INFO: "note",
-}
-
 _FINGERPRINT_KEY = "mlwardenFinding/v1"
 
 
 def _level(finding: Finding) -> str:
-    return "none" if finding.passed else _LEVEL[finding.severity]
-
-
-def _rule_name(title: str) -> str:
-    """``"Model is evaded by PGD"`` → ``"ModelIsEvadedByPGD"``."""
-    words = re.findall(r"[A-Za-z0-9]+", title)
-    return "".join(w[:1].upper() + w[1:] for w in words) or "Rule"
+    return "none" if finding.passed else LEVEL[finding.severity]
 
 
 def _artifact_uri(finding: Finding, base_dir: Path | None) -> str:
     """The finding's file as a (preferably relative) URI; the target name without one."""
-    loc = finding.location
-    if not loc:
+    if not finding.location:
         return quote(finding.target, safe="")
-    scheme = urlsplit(loc).scheme
-    if len(scheme) > 1 and "://" in loc:  # already a URI (http://, s3://, file://)
-        return loc
-    path = Path(loc)
-    if path.is_absolute() and base_dir is not None:
-        try:
-            rel = os.path.relpath(path, base_dir)
-        except ValueError:  # another drive on Windows
-            rel = ""
-        if rel and not rel.startswith(".."):
-            return quote(Path(rel).as_posix(), safe="/")
-        return path.as_uri()
-    if path.is_absolute():
-        return path.as_uri()
-    return quote(path.as_posix(), safe="/")
+    return file_uri(finding.location, base_dir)
 
 
 def _fingerprint(finding: Finding) -> str:
@@ -124,40 +83,16 @@ def _rule_descriptor(rule_id: str, findings: list[Finding]) -> dict[str, Any]:
         severity = rule.severity
     else:
         severity = max((f.severity for f in findings), key=lambda s: s.rank)
-    help_uri = rule_help_uri(rule_id)
-
-    refs_text, refs_md = [], []
-    for tid, name, url in (atlas_link(t) for t in atlas):
-        refs_text.append(f"MITRE ATLAS {tid} {name}".rstrip())
-        refs_md.append(f"- MITRE ATLAS [{tid}]({url}) {name}".rstrip())
-    for oid, name, url in (owasp_link(o) for o in owasp):
-        refs_text.append(f"OWASP ML Top 10 {oid} {name}".rstrip())
-        refs_md.append(f"- OWASP ML Top 10 [{oid}]({url}) {name}".rstrip())
-
-    text = [description]
-    md = [f"**{title}**", "", description]
-    if remediation:
-        text += ["", f"Remediation: {remediation}"]
-        md += ["", "**Remediation**", "", remediation]
-    if refs_text:
-        text += ["", "References: " + "; ".join(refs_text)]
-        md += ["", "**References**", "", *refs_md]
-    text += ["", f"Documentation: {help_uri}"]
-    md += ["", f"[Rule documentation]({help_uri})"]
-
-    return {
-        "id": rule_id,
-        "name": _rule_name(title),
-        "shortDescription": {"text": title},
-        "fullDescription": {"text": description},
-        "help": {"text": "\n".join(text), "markdown": "\n".join(md)},
-        "helpUri": help_uri,
-        "defaultConfiguration": {"level": _LEVEL[severity]},
-        "properties": {
-            "tags": ["security", family, *atlas, *owasp],
-            "security-severity": SECURITY_SEVERITY[severity],
-        },
-    }
+    return reporting_descriptor(
+        rule_id,
+        title=title,
+        description=description,
+        remediation=remediation,
+        family=family,
+        atlas=atlas,
+        owasp=owasp,
+        severity=severity,
+    )
 
 
 def _result(finding: Finding, rule_index: int, base_dir: Path | None) -> dict[str, Any]:
