@@ -150,3 +150,48 @@ def test_corrupt_hdf5_is_an_error(tmp_path: Path) -> None:
     pytest.importorskip("h5py")
     r = scan_bytes(tmp_path, b"\x89HDF\r\n\x1a\n" + b"\xff" * 200, "bad.h5")
     assert (r.format, r.verdict.value) == ("hdf5", "error")
+
+
+# ----------------------------------------------------------- the HDF5 reader process
+def _reader(monkeypatch, script: str):
+    from mlwarden.supplychain.scan import keras
+
+    monkeypatch.setattr(keras, "_H5_READER", script)
+    reader = keras._H5Reader()
+    return keras, reader
+
+
+def test_a_hanging_hdf5_reader_is_killed_and_the_file_gets_an_error(monkeypatch, tmp_path):
+    keras, reader = _reader(monkeypatch, "import time; time.sleep(60)")
+    monkeypatch.setattr(keras, "H5_TIMEOUT", 0.5)
+    with pytest.raises(ValueError, match="gave up after"):
+        reader.read(tmp_path / "model.h5")
+    assert reader._proc is None  # killed, not left behind
+
+
+def test_a_crashing_hdf5_reader_gives_an_error_and_a_fresh_reader_next_time(monkeypatch, tmp_path):
+    _, reader = _reader(monkeypatch, "import sys; sys.stdin.readline(); sys.exit(3)")
+    with pytest.raises(ValueError, match="crashed"):
+        reader.read(tmp_path / "a.h5")
+    with pytest.raises(ValueError, match="crashed"):
+        reader.read(tmp_path / "b.h5")
+
+
+def test_the_hdf5_reader_process_is_reused_across_files(tmp_path):
+    pytest.importorskip("h5py")
+    from mlwarden.supplychain.scan import keras
+
+    reader = keras._H5Reader()
+    try:
+        for name in ("a.h5", "b.h5"):
+            _keras_h5(tmp_path / name, [_k2_dense("dense", 2)])
+        first = reader.read(tmp_path / "a.h5")
+        pid = reader._proc.pid
+        second = reader.read(tmp_path / "b.h5")
+        assert reader._proc.pid == pid
+        assert "model_config" in first and "model_config" in second
+        with pytest.raises(ValueError, match=r"FileNotFoundError|unable to open|No such file"):
+            reader.read(tmp_path / "missing.h5")
+        assert reader._proc.pid == pid  # a file the reader cannot open is not a crash
+    finally:
+        reader.close()

@@ -229,18 +229,94 @@ H5_MEMORY = 4 << 30
 
 _H5_READER = r"""
 import json, resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
 import h5py
-out = {}
-with h5py.File(sys.argv[1], "r", locking=False) as f:
-    for key in ("model_config", "training_config", "keras_version"):
-        if key in f.attrs:
-            v = f.attrs[key]
-            if isinstance(v, bytes):
-                v = v.decode("utf-8", "replace")
-            out[key] = v if isinstance(v, str) else None
-sys.stdout.write(json.dumps(out))
+for line in sys.stdin:
+    out = {}
+    try:
+        with h5py.File(line.rstrip("\n"), "r", locking=False) as f:
+            for key in ("model_config", "training_config", "keras_version"):
+                if key in f.attrs:
+                    v = f.attrs[key]
+                    if isinstance(v, bytes):
+                        v = v.decode("utf-8", "replace")
+                    out[key] = v if isinstance(v, str) else None
+        reply = {"ok": out}
+    except Exception as exc:
+        reply = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
 """
+
+
+class _H5Reader:
+    """One HDF5 reader process, reused for every HDF5 file a scan meets.
+
+    Starting Python, h5py and NumPy costs a quarter of a second; the process is started
+    on the first HDF5 file and kept until the scanner's process exits. A reader that
+    times out, crashes or dies is killed and the next file gets a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self._proc: Any = None
+
+    def _start(self) -> Any:
+        import atexit
+        import subprocess
+        import sys
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", _H5_READER, str(H5_MEMORY)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        atexit.register(self.close)
+        return self._proc
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def read(self, path: Path) -> dict[str, str | None]:
+        import selectors
+
+        if "\n" in str(path):
+            raise ValueError("the file name contains a newline")
+        proc = self._proc if self._proc is not None and self._proc.poll() is None else None
+        try:
+            proc = proc or self._start()
+            proc.stdin.write(str(path).encode("utf-8", "surrogateescape") + b"\n")
+            proc.stdin.flush()
+        except OSError as exc:
+            self.close()
+            raise ValueError(f"cannot start the HDF5 reader ({exc})") from None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(timeout=H5_TIMEOUT)
+        if not ready:
+            self.close()
+            raise ValueError(f"the HDF5 reader gave up after {H5_TIMEOUT:.0f} s")
+        line = proc.stdout.readline()
+        if not line:
+            self.close()
+            raise ValueError("the HDF5 reader crashed on the file")
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            self.close()
+            raise ValueError("the HDF5 reader returned no result") from None
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok", {}), dict):
+            raise ValueError("the HDF5 reader returned no result")
+        if "error" in reply:
+            raise ValueError(str(reply["error"]))
+        attrs: dict[str, str | None] = reply.get("ok", {})
+        return attrs
+
+
+_READER = _H5Reader()
 
 
 def _read_h5_attrs(path: Path) -> dict[str, str | None]:
@@ -256,32 +332,7 @@ def _read_h5_attrs(path: Path) -> dict[str, str | None]:
     ValueError
         When the reader fails, crashes or runs out of time; the message says why.
     """
-    import subprocess
-    import sys
-
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-I", "-c", _H5_READER, str(path), str(H5_MEMORY)],
-            capture_output=True,
-            timeout=H5_TIMEOUT,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise ValueError(f"the HDF5 reader gave up after {H5_TIMEOUT:.0f} s") from None
-    except OSError as exc:
-        raise ValueError(f"cannot start the HDF5 reader ({exc})") from None
-    if proc.returncode != 0:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        last = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise ValueError(last[:300])
-    try:
-        attrs = json.loads(proc.stdout)
-    except ValueError:
-        raise ValueError("the HDF5 reader returned no result") from None
-    if not isinstance(attrs, dict):
-        raise ValueError("the HDF5 reader returned no result")
-    return attrs
+    return _READER.read(path.resolve())
 
 
 def scan_keras_h5(ctx: FileScan, path: Path) -> str:
