@@ -314,3 +314,14 @@ def test_one_gib_checkpoint_scans_in_under_two_seconds(tmp_path: Path) -> None:
     assert (r.format, r.verdict.value) == ("pytorch-zip", "safe")
     assert r.bytes_scanned < 10_000  # the storage was never read
     assert elapsed < 2.0
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_real_legacy_checkpoints_are_recognised_in_every_binary_protocol(tmp_path, protocol):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / f"legacy{protocol}.pt"
+    torch.save(
+        {"w": torch.ones(3)}, path, _use_new_zipfile_serialization=False, pickle_protocol=protocol
+    )
+    r = scan_file(path)
+    assert (r.format, r.verdict.value, r.errors) == ("pytorch-legacy", "safe", [])

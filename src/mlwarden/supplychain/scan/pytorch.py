@@ -208,6 +208,10 @@ def is_legacy_torch(data: memoryview) -> bool:
     head = bytes(data[:512])
     if not looks_like_pickle(head):
         return False
+    # In a binary protocol the 10-byte magic number can only be a LONG1 (0x8a, length 10)
+    # near the start: skip the full evaluation for every other pickle.
+    if head[:1] == b"\x80" and b"\x8a\n" not in head[:24]:
+        return False
     try:
         return bool(evaluate(head, max_ops=16).value == LEGACY_MAGIC)
     except ValueError:
