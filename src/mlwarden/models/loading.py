@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bz2
 import lzma
-import pickletools
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from mlwarden.exceptions import (
     UnsafeModelError,
 )
 from mlwarden.models.base import Target
+from mlwarden.supplychain.scan.detect import compression, looks_like_pickle
 
 if TYPE_CHECKING:
     from mlwarden.supplychain.policy import Policy
@@ -168,14 +168,14 @@ def _sniff(p: Path) -> _Sniffed:
 
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _sniff_zip(p)
-    if _looks_like_pickle(head):
+    if looks_like_pickle(head):
         return _Sniffed("pickle")
     if head.startswith(b"ZF0x"):  # joblib < 0.10 compressed pickle
         return _Sniffed("joblib", "zlib")
-    codec = _compression(head)
+    codec = compression(head)
     if codec is not None:
         inner = _decompress_prefix(head, codec, p)
-        if _looks_like_pickle(inner):
+        if looks_like_pickle(inner):
             return _Sniffed("joblib", codec)
         return _Sniffed(
             "unknown", f"a {codec}-compressed file that holds no model format mlwarden reads"
@@ -204,48 +204,6 @@ def _sniff_zip(p: Path) -> _Sniffed:
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
         return _Sniffed("torch-pickle")
     return _Sniffed("unknown", "a zip archive that is neither skops nor TorchScript")
-
-
-# Opcodes that can open a protocol 0/1 pickle.
-_PICKLE_FIRST_OPS = frozenset(b"(c]})NILFSVKJMGXUTBq\x80")
-
-
-def _looks_like_pickle(head: bytes) -> bool:
-    """True for data that starts like a pickle (any protocol)."""
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return True
-    if not head or head[0] not in _PICKLE_FIRST_OPS:
-        return False
-    # Protocol 0/1: the prefix must parse as a stream of pickle opcodes.
-    n_ops = 0
-    try:
-        for op, _arg, _pos in pickletools.genops(head):
-            n_ops += 1
-            if op.name == "STOP":
-                return n_ops >= 2
-    except Exception:  # genops raises several types on junk
-        return n_ops >= 16
-    return n_ops >= 16
-
-
-def _compression(head: bytes) -> str | None:
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bz2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x5d\x00\x00"):
-        return "lzma"
-    # zlib: deflate with a 512 B..32 KiB window (0x08, a 256 B window, is never used
-    # in practice and is also how ONNX files start) and a valid header checksum.
-    if (
-        len(head) >= 2
-        and head[0] in b"\x18\x28\x38\x48\x58\x68\x78"
-        and (head[0] * 256 + head[1]) % 31 == 0
-    ):
-        return "zlib"
-    return None
 
 
 def _decompress_prefix(head: bytes, codec: str, p: Path) -> bytes:

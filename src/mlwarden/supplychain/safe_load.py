@@ -51,6 +51,7 @@ from mlwarden.supplychain.allowlist import GETATTR, Decision, decide, normalize
 from mlwarden.supplychain.pickle_scan import PickleScan, scan_pickle
 from mlwarden.supplychain.policy import Policy
 from mlwarden.supplychain.result import ScanIssue
+from mlwarden.supplychain.scan.detect import compression
 
 __all__ = [
     "LoadedModel",
@@ -155,7 +156,7 @@ def load_vetted(path: str | Path, *, policy: Policy | None = None) -> LoadedMode
                 f"{p}: refusing to load a joblib < 0.10 file: joblib reads the companion "
                 "files it names with numpy.load(allow_pickle=True), unscanned; " + _ALTERNATIVES
             )
-        codec = _codec(head)
+        codec = compression(head)
         if codec is not None:
             data = _decompress(p, view, codec, pol)
             return _load_joblib(p, pol, data, f"joblib+{codec}")
@@ -290,20 +291,6 @@ def _mapped(p: Path) -> Iterator[memoryview]:
             view.release()
             with contextlib.suppress(BufferError):  # a view is still exported
                 m.close()
-
-
-def _codec(head: bytes) -> str | None:
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bz2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x5d\x00\x00"):
-        return "lzma"
-    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
-        return "zlib"
-    return None
 
 
 def _decompress(p: Path, view: memoryview, codec: str, policy: Policy) -> bytes:
