@@ -36,6 +36,7 @@ def register(kind: str, name: str) -> Callable[[T], T]:
 def _load_builtins() -> None:
     # Importing the family packages runs their @register lines.
     import mlwarden.evasion.checks
+    import mlwarden.privacy.checks
     import mlwarden.privacy.rules
     import mlwarden.supplychain.checks
     import mlwarden.supplychain.rules  # noqa: F401 - the scanner's rule ids (MLW-SUP-*)

@@ -20,9 +20,20 @@ CHECKS = _registry.available("check")
 
 
 def _fast(name: str) -> dict[str, object]:
-    """Small budgets so that each contract run takes a fraction of a second."""
+    """Small budgets so that each contract run takes a fraction of a second (and, for the
+    membership check, the training rows and a way to retrain reference models)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlwarden.privacy.reference import SklearnTrainer
+
     accepted = _registry.get("check", name)._param_names()
-    small = {"max_samples": 25, "eps_grid": (0.2,)}
+    small = {
+        "max_samples": 25,
+        "eps_grid": (0.2,),
+        "members": linear_problem(n=120, seed=1)[1],
+        "trainer": SklearnTrainer(LogisticRegression()),
+        "max_records": 60,
+    }
     return {k: v for k, v in small.items() if k in accepted}
 
 

@@ -54,7 +54,8 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
                  "supplychain.signature")  # fmt: skip
     planted = "fraud_hgb_from_vendor.pkl"
     assert checks == {(m, c) for m in models for c in per_model} | {
-        (planted, "supplychain.model-file")
+        (planted, "supplychain.model-file"),
+        ("fraud-hgb", "privacy.membership"),  # the MLPs: no recipe to retrain them
     }
     supply = {(f["target"], f["rule_id"], f["status"]) for f in report["findings"]
               if f["family"] == "supply_chain"}  # fmt: skip
@@ -62,9 +63,12 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
         (planted, "MLW-SUP-001", "fail")
     }
     assert (out / "models" / "fraud_hgb.skops.sig").stat().st_size > 0
-    assert sorted((s["target"], s["check"]) for s in report["skipped"]) == [
-        (m, "evasion.decision") for m in models
-    ]
+    assert sorted((s["target"], s["check"]) for s in report["skipped"]) == sorted(
+        [(m, "evasion.decision") for m in models]
+        + [(m, "privacy.membership") for m in ("fraud-mlp", "fraud-mlp-hardened")]
+    )
+    membership = [f for f in report["findings"] if f["check"] == "privacy.membership"]
+    assert {f["metric"] for f in membership} == {"auc", "tpr_at_1pct_fpr"}
     rules = {(f["target"], f["rule_id"]) for f in report["findings"]}
     assert {("fraud-hgb", "MLW-EVA-001"), ("fraud-hgb", "MLW-EVA-003"),
             ("fraud-mlp", "MLW-EVA-001"), ("fraud-mlp", "MLW-EVA-005"),

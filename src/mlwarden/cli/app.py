@@ -166,6 +166,14 @@ def audit(
     max_samples: Annotated[
         int | None, typer.Option("--max-samples", help="Rows attacked per model at most.")
     ] = None,
+    train_data: Annotated[
+        str | None,
+        typer.Option(
+            "--train-data",
+            help="The model's training rows (same columns as --data): enables the "
+            "privacy.membership check, for which the --data rows are the non-members.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the exit code.")] = False,
     verify_key: Annotated[
         Path | None,
@@ -197,10 +205,15 @@ def audit(
         verified = signing.verify_models(model, verify_key, signature)
         rejected = {r.path for r in verified if not r.ok}
         ds = load_dataset(data, label=label, schema=schema, positive_label=positive_label)
+        members = (
+            load_dataset(train_data, label=label, schema=schema, positive_label=positive_label)
+            if train_data is not None
+            else None
+        )
         params: dict[str, dict[str, Any]] = {}
         for name in expand_checks(checks):
             accepted = _registry.get("check", name)._param_names()  # type: ignore[attr-defined]
-            given = {"eps": eps, "max_samples": max_samples}
+            given = {"eps": eps, "max_samples": max_samples, "members": members}
             params[name] = {k: v for k, v in given.items() if v is not None and k in accepted}
         selected = resolve_checks(checks, params)
         targets = []

@@ -215,4 +215,10 @@ def _jsonable(obj: Any) -> Any:
         return _jsonable(obj.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    return obj
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    # Anything else (a Dataset or a training function given as a check parameter) is
+    # recorded by what it is, not serialised.
+    name = getattr(obj, "name", None) or getattr(obj, "__qualname__", None)
+    rows = f", {len(obj)} rows" if hasattr(obj, "__len__") and hasattr(obj, "X") else ""
+    return f"<{type(obj).__name__}{f' {name}' if isinstance(name, str) else ''}{rows}>"

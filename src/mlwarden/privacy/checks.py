@@ -1,0 +1,232 @@
+"""The privacy audit check: membership inference against the model's own training rows.
+
+Threat model: the attacker queries the model's scores and holds records from the same
+population (ATLAS AML.T0024.000, OWASP ML04). The check needs two things an audit does
+not always have, and skips with the reason when one is missing: the rows the model was
+trained on (``members``: a :class:`~mlwarden.data.Dataset`, ``mlwarden audit
+--train-data``) — the audit data are the non-members — and a way to retrain reference
+models: a scikit-learn model (cloned) or a ``trainer(X, y, seed) -> Target``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlwarden._progress import ProgressCallback
+from mlwarden._registry import register
+from mlwarden._validation import check_int, check_number
+from mlwarden.audit.check import Check, CheckResult
+from mlwarden.data.dataset import Dataset
+from mlwarden.exceptions import CapabilityError, DataError, InvalidParameterError
+from mlwarden.findings.finding import Finding
+from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily
+from mlwarden.models.base import Capability, Target
+from mlwarden.privacy.rules import RULE_LOW_FPR_UNRESOLVED, RULE_MEMBERSHIP
+
+__all__ = ["MembershipCheck"]
+
+_FPR = 0.01
+
+
+@register("check", "privacy.membership")
+class MembershipCheck(Check):
+    """Membership inference (loss threshold, LiRA, RMIA) on the model's training rows.
+
+    Parameters
+    ----------
+    members : Dataset or None
+        The rows the model was trained on (same columns as the audit data). The audit
+        data are the non-members. Without it the check is skipped.
+    trainer : callable or None
+        ``trainer(X, y, seed) -> Target`` retraining a reference model like the audited
+        one; default: a clone of the target's scikit-learn estimator.
+    n_models : int
+        Reference models (even); each trains on half of members plus non-members.
+    max_records : int
+        Members and non-members scored at most (each).
+    max_tpr : float
+        Pass when the strongest attack's true-positive rate at 1 % false positives is at
+        most this (a random guess scores 0.01).
+    max_auc : float
+        Pass when the strongest attack's AUC is at most this (a random guess scores 0.5);
+        reported as a second finding, since a model can leak on average (AUC) while its
+        scores tie too much to single out records at a low false-positive rate.
+    """
+
+    family: ClassVar[ThreatFamily] = ThreatFamily.PRIVACY
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_MEMBERSHIP, RULE_LOW_FPR_UNRESOLVED)
+    requires: ClassVar[Capability] = Capability.LABELS | Capability.SCORES
+    summary: ClassVar[str] = (
+        "membership inference (LiRA, RMIA, loss threshold) with reference models"
+    )
+    needs: ClassVar[str] = "scores, the training rows, and a way to retrain the model"
+
+    def __init__(
+        self,
+        *,
+        members: Dataset | None = None,
+        trainer: Callable[..., Target] | None = None,
+        n_models: int = 4,
+        max_records: int = 1000,
+        max_tpr: float = 0.05,
+        max_auc: float = 0.6,
+    ) -> None:
+        self.members = members
+        self.trainer = trainer
+        self.n_models = n_models
+        self.max_records = max_records
+        self.max_tpr = max_tpr
+        self.max_auc = max_auc
+
+    def skip_reason(self, target: Target, data: Dataset) -> str | None:
+        reason = super().skip_reason(target, data)
+        if reason is not None:
+            return reason
+        if self.members is None:
+            return (
+                "needs the rows the model was trained on (mlwarden audit --train-data, or "
+                "check parameter 'members'); the audit data are the non-members"
+            )
+        if self.trainer is None and getattr(target, "estimator", None) is None:
+            return (
+                f"needs a way to retrain reference models like {target.name!r}: a "
+                "scikit-learn model (cloned) or a training function (check parameter "
+                "'trainer'); a torch or ONNX file alone does not say how it was trained"
+            )
+        return None
+
+    def validate(self, target: Target, data: Dataset) -> None:
+        super().validate(target, data)
+        n = check_int(self.id, "n_models", self.n_models, minimum=2)
+        if n % 2:
+            raise InvalidParameterError(
+                f"{self.id}: n_models must be even (paired half-splits), got {n}"
+            )
+        check_int(self.id, "max_records", self.max_records, minimum=10)
+        check_number(self.id, "max_tpr", self.max_tpr, low=0, high=1)
+        check_number(self.id, "max_auc", self.max_auc, low=0, high=1)
+        if self.members is not None and self.members.n_features != data.n_features:
+            raise DataError(
+                f"{self.id}: the training rows have {self.members.n_features} features, "
+                f"the audit data {data.n_features}"
+            )
+        if self.members is None or (self.trainer is None and not hasattr(target, "estimator")):
+            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
+
+    def run(
+        self,
+        target: Target,
+        data: Dataset,
+        *,
+        random_state: np.random.Generator,
+        progress: ProgressCallback | None = None,
+    ) -> CheckResult:
+        from mlwarden.privacy.membership import RMIA, LiRA, LossThreshold
+        from mlwarden.privacy.reference import ReferenceModels, SklearnTrainer
+
+        assert self.members is not None  # validate() ran
+        trainer = self.trainer or SklearnTrainer(getattr(target, "estimator", None))
+        X_in, y_in = self.members.X, target.encode_labels(self.members.labels)
+        X_out, y_out = data.X, target.encode_labels(data.labels)
+        # Reference models train on half-splits of members + non-members (paired, so every
+        # record is in half of them); only a sample of each side is scored.
+        X = np.vstack([X_in, X_out])
+        y = np.concatenate([y_in, y_out])
+        n_in, n_out = len(X_in), len(X_out)
+        members = _sample(np.arange(n_in), self.max_records, random_state)
+        # A quarter of the non-members stay out of the scored candidates: RMIA compares
+        # each candidate with population records (z) that are not candidates themselves.
+        shuffled = n_in + random_state.permutation(n_out)
+        nonmembers = _sample(shuffled[max(1, n_out // 4) :], self.max_records, random_state)
+        reference = ReferenceModels(
+            n_models=self.n_models, trainer=trainer, random_state=random_state
+        ).fit(X, y, progress=progress)
+        labels = target.classes[y]
+        results = [
+            attack.infer(
+                target, X, labels, members=members, nonmembers=nonmembers,
+                reference=reference, random_state=random_state,
+            )
+            for attack in (LossThreshold(), LiRA(online=True), RMIA(online=True))
+        ]  # fmt: skip
+        best = max(results, key=lambda r: (r.metrics.tpr(_FPR).tpr, r.metrics.auc))
+        at = best.metrics.tpr(_FPR)
+        metrics: dict[str, Any] = {r.attack: r.metrics.to_dict() for r in results} | {
+            "strongest": best.attack,
+            "n_reference_models": self.n_models,
+        }
+        rows, scores = best.risk_ranking(5)
+        evidence = {
+            "strongest_attack": best.attack,
+            "auc": best.metrics.auc,
+            "tpr_at_1pct_fpr": at.tpr,
+            "tpr_ci": [at.ci_low, at.ci_high],
+            "members_scored": len(members),
+            "nonmembers_scored": len(nonmembers),
+            "assumptions": best.assumptions,
+            "attacks": {r.attack: {"auc": r.metrics.auc, "tpr_at_1pct_fpr":
+                                   r.metrics.tpr(_FPR).tpr} for r in results},
+            "most_exposed_training_rows": [int(i) for i in rows],
+            "their_scores": [float(s) for s in scores],
+        }  # fmt: skip
+        by_auc = max(results, key=lambda r: r.metrics.auc)
+        findings = [
+            Finding.from_rule(
+                RULE_MEMBERSHIP,
+                target=target.name,
+                check=self.id,
+                metric="auc",
+                value=by_auc.metrics.auc,
+                threshold=self.max_auc,
+                higher_is_better=False,
+                severity=Severity.MEDIUM,
+                description=(
+                    f"On average the strongest attack ({by_auc.attack}) tells training "
+                    f"records from others with AUC {by_auc.metrics.auc:.3f} (0.5 is a "
+                    "random guess)."
+                ),
+                evidence=evidence,
+            )
+        ]
+        if at.resolved:
+            findings.append(
+                Finding.from_rule(
+                    RULE_MEMBERSHIP,
+                    target=target.name,
+                    check=self.id,
+                    metric="tpr_at_1pct_fpr",
+                    value=at.tpr,
+                    threshold=self.max_tpr,
+                    higher_is_better=False,
+                    description=(
+                        f"The strongest attack ({best.attack}, {self.n_models} reference "
+                        f"models) finds {at.tpr:.1%} of training records at 1 % false "
+                        f"positives (95 % interval {at.ci_low:.1%}–{at.ci_high:.1%}; a "
+                        f"random guess finds 1 %), AUC {best.metrics.auc:.3f}."
+                    ),
+                    evidence=evidence,
+                )
+            )
+        else:
+            findings.append(
+                Finding.from_rule(
+                    RULE_LOW_FPR_UNRESOLVED,
+                    target=target.name,
+                    check=self.id,
+                    metric="nonmembers_scored",
+                    value=float(len(nonmembers)),
+                    threshold=1 / _FPR,
+                    severity=Severity.INFO,
+                    evidence=evidence,
+                )
+            )
+        return CheckResult(findings=findings, metrics=metrics)
+
+
+def _sample(index: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    if len(index) <= k:
+        return index
+    return np.sort(rng.choice(index, size=k, replace=False))
