@@ -157,6 +157,7 @@ class MembershipCheck(Check):
         metrics: dict[str, Any] = {r.attack: r.metrics.to_dict() for r in results} | {
             "strongest": best.attack,
             "n_reference_models": self.n_models,
+            "curves": [_roc_curve(r) for r in results],
         }
         rows, scores = best.risk_ranking(5)
         evidence = {
@@ -230,3 +231,21 @@ def _sample(index: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     if len(index) <= k:
         return index
     return np.sort(rng.choice(index, size=k, replace=False))
+
+
+def _roc_curve(result: Any) -> dict[str, Any]:
+    """A log-log ROC curve for the report (points with a zero TPR cannot be drawn on a
+    log axis and are left out)."""
+    fpr, tpr = result.roc_points(60)
+    keep = tpr > 0
+    return {
+        "id": "membership_roc",
+        "title": "Membership inference ROC (log-log: the low false-positive end matters)",
+        "x_label": "false positive rate",
+        "y_label": "true positive rate",
+        "x_scale": "log",
+        "y_scale": "log",
+        "label": result.attack,
+        "x": [float(v) for v in fpr[keep]],
+        "y": [float(v) for v in tpr[keep]],
+    }

@@ -42,6 +42,14 @@ def test_a_memorising_model_fails_and_a_simple_one_passes():
     assert bad.value > 0.05 and bad.evidence["auc"] > 0.6
     assert bad.evidence["most_exposed_training_rows"]
     assert not _finding(report, "auc").passed
+    # The report draws a log-log ROC curve per attack.
+    from mlwarden.findings.plots import curve_plots
+
+    curves = report.metrics["model"]["privacy.membership"]["curves"]
+    assert {c["label"] for c in curves} == {"loss-threshold", "lira", "rmia"}
+    assert all(c["x_scale"] == c["y_scale"] == "log" and min(c["y"]) > 0 for c in curves)
+    ((title, svg),) = curve_plots(report)
+    assert "Membership inference ROC" in title and "<svg" in svg
 
     # A linear model on enough data barely leaks.
     train, test = _split(n=2000)
