@@ -147,9 +147,13 @@ def run_demo(
         targets,
         test,
         checks=None,
-        # The training rows let the membership check run (on the scikit-learn model, which
-        # it can retrain; it says why it skips the TorchScript files).
-        check_params={"privacy.membership": {"members": train}},
+        # The training rows let the privacy checks run: membership on the scikit-learn
+        # model, which it can retrain (it says why it skips the TorchScript files), and
+        # attribute inference of the customer's distance from home on every model.
+        check_params={
+            "privacy.membership": {"members": train},
+            "privacy.attribute": {"members": train, "attribute": "distance_from_home_km"},
+        },
         random_state=random_state,
         progress=progress,
         title="mlwarden demo: card-fraud models",

@@ -33,6 +33,7 @@ def _fast(name: str) -> dict[str, object]:
         "members": linear_problem(n=120, seed=1)[1],
         "trainer": SklearnTrainer(LogisticRegression()),
         "max_records": 60,
+        "attribute": "flag",
     }
     return {k: v for k, v in small.items() if k in accepted}
 

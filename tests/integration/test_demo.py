@@ -51,7 +51,7 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     checks = {(f["target"], f["check"]) for f in report["findings"]}
     models = ("fraud-hgb", "fraud-mlp", "fraud-mlp-hardened")
     per_model = ("evasion.whitebox", "evasion.blackbox", "supplychain.model-file",
-                 "supplychain.signature")  # fmt: skip
+                 "supplychain.signature", "privacy.attribute")  # fmt: skip
     planted = "fraud_hgb_from_vendor.pkl"
     assert checks == {(m, c) for m in models for c in per_model} | {
         (planted, "supplychain.model-file"),

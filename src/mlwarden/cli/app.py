@@ -174,6 +174,14 @@ def audit(
             "privacy.membership check, for which the --data rows are the non-members.",
         ),
     ] = None,
+    sensitive: Annotated[
+        str | None,
+        typer.Option(
+            "--sensitive",
+            help="A sensitive column (e.g. a health flag): with --train-data, enables the "
+            "privacy.attribute check.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the exit code.")] = False,
     verify_key: Annotated[
         Path | None,
@@ -213,7 +221,12 @@ def audit(
         params: dict[str, dict[str, Any]] = {}
         for name in expand_checks(checks):
             accepted = _registry.get("check", name)._param_names()  # type: ignore[attr-defined]
-            given = {"eps": eps, "max_samples": max_samples, "members": members}
+            given = {
+                "eps": eps,
+                "max_samples": max_samples,
+                "members": members,
+                "attribute": sensitive,
+            }
             params[name] = {k: v for k, v in given.items() if v is not None and k in accepted}
         selected = resolve_checks(checks, params)
         targets = []

@@ -24,9 +24,13 @@ from mlwarden.exceptions import CapabilityError, DataError, InvalidParameterErro
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily
 from mlwarden.models.base import Capability, Target
-from mlwarden.privacy.rules import RULE_LOW_FPR_UNRESOLVED, RULE_MEMBERSHIP
+from mlwarden.privacy.rules import (
+    RULE_ATTRIBUTE_INFERENCE,
+    RULE_LOW_FPR_UNRESOLVED,
+    RULE_MEMBERSHIP,
+)
 
-__all__ = ["MembershipCheck"]
+__all__ = ["AttributeCheck", "MembershipCheck"]
 
 _FPR = 0.01
 
@@ -225,6 +229,96 @@ class MembershipCheck(Check):
                 )
             )
         return CheckResult(findings=findings, metrics=metrics)
+
+
+@register("check", "privacy.attribute")
+class AttributeCheck(Check):
+    """Attribute inference: does the model reveal a sensitive column beyond imputation?
+
+    The audit data are split in two: half are the attacker's auxiliary rows (the
+    sensitive column known; the imputation baseline trains on them), half are
+    non-members. The model's training rows are the members.
+
+    Parameters
+    ----------
+    attribute : str or None
+        The sensitive column (a binary or numeric feature, or a categorical group's
+        name). Without it the check is skipped.
+    members : Dataset or None
+        The rows the model was trained on. Without them the check is skipped.
+    max_records : int
+        Members and non-members attacked at most (each).
+    max_leakage : float
+        Pass when the model-using attacker beats the imputation baseline on the
+        training rows by at most this much accuracy.
+    """
+
+    family: ClassVar[ThreatFamily] = ThreatFamily.PRIVACY
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_ATTRIBUTE_INFERENCE,)
+    requires: ClassVar[Capability] = Capability.LABELS
+    summary: ClassVar[str] = "attribute inference of a sensitive column, against imputation"
+    needs: ClassVar[str] = "labels, the training rows, and the sensitive column's name"
+
+    def __init__(
+        self,
+        *,
+        attribute: str | None = None,
+        members: Dataset | None = None,
+        max_records: int = 1000,
+        max_leakage: float = 0.05,
+    ) -> None:
+        self.attribute = attribute
+        self.members = members
+        self.max_records = max_records
+        self.max_leakage = max_leakage
+
+    def skip_reason(self, target: Target, data: Dataset) -> str | None:
+        reason = super().skip_reason(target, data)
+        if reason is not None:
+            return reason
+        if self.attribute is None:
+            return "needs the sensitive column's name (mlwarden audit --sensitive COLUMN)"
+        if self.members is None:
+            return "needs the rows the model was trained on (mlwarden audit --train-data)"
+        return None
+
+    def validate(self, target: Target, data: Dataset) -> None:
+        super().validate(target, data)
+        check_int(self.id, "max_records", self.max_records, minimum=10)
+        check_number(self.id, "max_leakage", self.max_leakage, low=0, high=1)
+        if self.attribute is None or self.members is None:
+            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
+        if len(data) < 20:
+            raise DataError(f"{self.id}: needs at least 20 audit rows (got {len(data)})")
+
+    def run(
+        self,
+        target: Target,
+        data: Dataset,
+        *,
+        random_state: np.random.Generator,
+        progress: ProgressCallback | None = None,
+    ) -> CheckResult:
+        from mlwarden.privacy.attribute import AttributeInference, attribute_inference_finding
+
+        assert self.members is not None and self.attribute is not None  # validate() ran
+        order = random_state.permutation(len(data))
+        half = len(data) // 2
+        auxiliary = data.subset(order[:half], name=f"{data.name}-auxiliary")
+        rest = order[half:][: self.max_records]
+        non_members = data.subset(np.sort(rest), name=f"{data.name}-non-members")
+        picked = _sample(np.arange(len(self.members)), self.max_records, random_state)
+        members = self.members.subset(picked, name=self.members.name)
+        result = AttributeInference(attribute=self.attribute, random_state=random_state).infer(
+            target, members=members, non_members=non_members, auxiliary=auxiliary
+        )
+        finding = attribute_inference_finding(
+            result, target=target.name, check=self.id, max_leakage=self.max_leakage
+        )
+        # Wall time varies between runs; the report's timings hold it.
+        finding.evidence.pop("seconds", None)
+        metrics = {k: v for k, v in result.to_dict().items() if k != "seconds"}
+        return CheckResult(findings=[finding], metrics=metrics)
 
 
 def _sample(index: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -100,3 +100,18 @@ def test_odd_reference_models_are_refused_before_any_query():
         MembershipCheck(members=train, n_models=3).validate(model, test)
     assert model.n_queries == q0
     assert np.isfinite(q0)
+
+
+def test_the_attribute_check_says_what_it_needs_and_runs_when_given_it():
+    from mlwarden.privacy.checks import AttributeCheck
+
+    train, test = _split(n=400)
+    model = SklearnTarget(LogisticRegression().fit(train.X, train.y))
+    (skip,) = audit(model, test, checks=[AttributeCheck(members=train)]).skipped
+    assert "--sensitive" in skip["reason"]
+    (skip,) = audit(model, test, checks=[AttributeCheck(attribute="x0")]).skipped
+    assert "--train-data" in skip["reason"]
+    name = train.schema.names[0]
+    report = audit(model, test, checks=[AttributeCheck(attribute=name, members=train)])
+    (finding,) = report.findings
+    assert finding.rule_id == "MLW-PRI-002" and "seconds" not in finding.evidence
