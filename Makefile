@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # torch is pinned to the CPU wheel on these machines' disk (see constraints.txt).
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint typecheck pytest fast-test bench-env bench bench-scan clean
+.PHONY: demo test lint typecheck pytest fast-test bench-env bench bench-scan bench-privacy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ bench: bench-env
 
 bench-scan: bench-env
 	$(BENCH_BIN)/python benchmarks/scan_vs_peers.py
+
+bench-privacy: bench-env
+	$(BENCH_BIN)/python benchmarks/privacy_vs_peers.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) demo-report .mypy_cache .ruff_cache .pytest_cache

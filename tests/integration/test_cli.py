@@ -37,6 +37,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "three_class": root / "three.skops",
     }
     write_table(test, out["csv"], label="is_fraud")
+    out["train_csv"] = root / "train.csv"
+    write_table(train, out["train_csv"], label="is_fraud")
     data.schema.save(out["schema"])
     data.schema.with_mutable(data.schema.names, mutable=False).save(out["frozen_schema"])
     save_skops(model, out["model"])
@@ -168,3 +170,24 @@ def test_checks_lists_registered_checks():
     res = invoke("checks")
     assert res.exit_code == 0
     assert "evasion.whitebox" in res.output and "MLW-EVA-002" in res.output
+
+
+def test_privacy_checks_run_with_the_training_rows_and_a_sensitive_column(files, tmp_path):
+    res = invoke(
+        *audit_args(files, "--out", tmp_path, "--checks", "privacy", "--train-data",
+                    files["train_csv"], "--sensitive", "distance_from_home_km")
+    )  # fmt: skip
+    assert res.exit_code in (0, 1), res.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {(f["check"], f["rule_id"]) for f in report["findings"]} >= {
+        ("privacy.membership", "MLW-PRI-001"),
+        ("privacy.attribute", "MLW-PRI-002"),
+    }
+    assert report["params"]["privacy.membership"]["members"].startswith("<Dataset")
+
+    # Without them, both checks say what they need, and nothing is checked: exit 2.
+    res = invoke(*audit_args(files, "--out", tmp_path / "bare", "--checks", "privacy"))
+    assert res.exit_code == 2
+    report = json.loads((tmp_path / "bare" / "report.json").read_text())
+    reasons = " ".join(s["reason"] for s in report["skipped"])
+    assert "--train-data" in reasons and "--sensitive" in reasons
