@@ -42,6 +42,10 @@ def test_there_are_checks_and_every_family_package_registers():
     assert {"evasion.whitebox", "evasion.blackbox", "evasion.decision"} <= set(CHECKS)
 
 
+_DP_RECORD = {"epsilon_prv": 3.0, "delta": 1e-5, "n_samples": 1000, "poisson_sampling": True}
+"""What `mlwarden harden dp` records in a model file (the privacy.dp check reads it)."""
+
+
 def _model_file() -> str:
     """A benign pickle standing in for the file a model was loaded from."""
     path = Path(tempfile.mkdtemp(prefix="mlw-contract-")) / "model.pkl"
@@ -62,6 +66,7 @@ def runnable(name: str, n: int = 200):
             target, data = linear_problem(n=n)
             target.caps = caps
             target.source = source
+            target.training = {"differential_privacy": _DP_RECORD}
             if cls(**_fast(name)).skip_reason(target, data) is None:
                 return target, data
     raise AssertionError(f"no test target satisfies {name}")

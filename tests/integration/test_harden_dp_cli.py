@@ -83,6 +83,25 @@ def test_harden_dp_writes_a_private_model(files, tmp_path):
         for a, b in zip(saved.module.parameters(), original.module.parameters(), strict=True)
     ]
     assert any(changed)
+    # The file records the guarantee, and the audit's privacy.dp check reads it.
+    dp = saved.training["differential_privacy"]
+    assert 0 < dp["epsilon_prv"] <= 8.05 and dp["delta"] == 1e-5 and dp["n_samples"] > 0
+    assert not original.training
+    from mlwarden.audit.runner import audit
+    from mlwarden.data import load_dataset
+
+    data = load_dataset(files["csv"], label="is_fraud", schema=files["schema"])
+    report = audit(saved, data, checks=["privacy.dp"])
+    assert {(f.metric, f.passed) for f in report.findings} == {
+        ("epsilon", True),
+        ("delta_times_n", True),
+        ("poisson_sampling", True),
+    }
+    report = audit(saved, data, checks=["privacy.dp"], check_params={
+        "privacy.dp": {"max_epsilon": 0.5}})  # fmt: skip
+    assert not next(f for f in report.findings if f.metric == "epsilon").passed
+    (skip,) = audit(original, data, checks=["privacy.dp"]).skipped
+    assert "harden dp" in skip["reason"]
 
 
 def one_line_error(res) -> str:

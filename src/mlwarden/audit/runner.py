@@ -21,7 +21,7 @@ from mlwarden._progress import ProgressCallback
 from mlwarden.audit.check import Check
 from mlwarden.data.dataset import Dataset
 from mlwarden.exceptions import IncompatibleModelError, InvalidParameterError
-from mlwarden.findings.report import Report
+from mlwarden.findings.report import Report, collect_versions
 from mlwarden.findings.taxonomy import ThreatFamily
 from mlwarden.models.base import Target
 
@@ -214,4 +214,6 @@ def audit(
         finally:
             report.timings[f"{target.name}/{check.id}"] = time.perf_counter() - t0
     report.duration_s = time.perf_counter() - started
+    # Frameworks a check imported while it ran (torch, onnxruntime) are versions too.
+    report.versions = collect_versions()
     return report

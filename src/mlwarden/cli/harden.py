@@ -299,6 +299,14 @@ def dp(
         float, typer.Option("--test-size", help="Held-out fraction for the before/after figures.")
     ] = 0.25,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    keep_weights: Annotated[
+        bool,
+        typer.Option(
+            "--keep-weights",
+            help="Start DP training from the model's weights instead of fresh ones; only "
+            "when they were trained on public data (otherwise epsilon would not hold).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ) -> None:
     """Retrain a torch model with DP-SGD (Opacus) and save the private copy."""
@@ -360,10 +368,14 @@ def dp(
                 batch_size=min(batch_size, train.n_samples), lr=lr,
                 max_grad_norm=max_grad_norm, class_weight=weight, accountant=accountant,
                 measure_baseline=True, random_state=seed, progress=cb,
+                initial_weights="keep" if keep_weights else "reset",
             )  # fmt: skip
         try:
             out_path.parent.mkdir(parents=True, exist_ok=True)
-            save_torchscript(res.model.module, out_path, **target_kwargs(target))
+            save_torchscript(
+                res.model.module, out_path, **target_kwargs(target),
+                training={"differential_privacy": res.provenance(n_samples=train.n_samples)},
+            )  # fmt: skip
         except (OSError, RuntimeError) as exc:
             from mlwarden.exceptions import DataFileError
 

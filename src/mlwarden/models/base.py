@@ -117,12 +117,17 @@ class Target(ABC):
         What the target accepts.
     source : str or None
         The file the model was loaded from, if any.
+    training : dict
+        What the model file records about how the model was trained (e.g.
+        ``{"differential_privacy": {"epsilon": ..., "delta": ..., ...}}``, written by
+        ``mlwarden harden dp``); empty when nothing is known.
     n_queries : int
         Number of rows sent to prediction methods so far.
     """
 
     name: str = field(default="model", kw_only=True)
     source: str | None = field(default=None, kw_only=True)
+    training: dict[str, Any] = field(default_factory=dict, kw_only=True)
     n_queries: int = field(default=0, init=False)
     n_gradient_queries: int = field(default=0, init=False)
 

@@ -87,6 +87,8 @@ class TorchTarget(Target):
         Short name used in reports.
     source : str or None, default=None
         The file the module was loaded from, if any.
+    training : dict or None, default=None
+        How the module was trained (see :attr:`~mlwarden.models.base.Target.training`).
 
     Raises
     ------
@@ -117,8 +119,9 @@ class TorchTarget(Target):
         batch_size: int = 4096,
         name: str = "model",
         source: str | None = None,
+        training: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(name=name, source=source)
+        super().__init__(name=name, source=source, training=dict(training or {}))
         if not isinstance(module, nn.Module):
             raise InvalidParameterError(
                 f"TorchTarget needs a torch.nn.Module, got {type(module).__name__}"
@@ -330,6 +333,7 @@ def save_torchscript(
     input_shape: Sequence[int] | None = None,
     output: Literal["logits", "probabilities"] = "logits",
     preprocessing: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+    training: dict[str, Any] | None = None,
 ) -> Path:
     """Save a module as TorchScript with the metadata that :func:`load_model` restores.
 
@@ -355,6 +359,9 @@ def save_torchscript(
         What the module returns.
     preprocessing : (mean, std) or None
         Normalisation applied before the module (see :class:`TorchTarget`).
+    training : dict or None
+        How the model was trained, as JSON (e.g. ``{"differential_privacy": {...}}``);
+        restored as :attr:`~mlwarden.models.base.Target.training`.
 
     Returns
     -------
@@ -393,10 +400,14 @@ def save_torchscript(
             "std_shape": list(pre[1].shape),
         },
     }
+    if training:
+        meta["training"] = dict(training)
     try:
         text = json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(f"classes must be JSON-serialisable: {exc}") from None
+        raise InvalidParameterError(
+            f"classes and training must be JSON-serialisable: {exc}"
+        ) from None
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated
@@ -607,6 +618,9 @@ def _kwargs_from_metadata(meta: dict[str, Any]) -> dict[str, Any]:
         "upper": _from_json_floats(meta.get("upper"), np.inf),
         "feature_names": meta.get("feature_names"),
     }
+    training = meta.get("training")
+    if isinstance(training, dict):
+        kwargs["training"] = training
     pre = meta.get("preprocessing")
     if pre is not None:
         mean = np.asarray(pre["mean"], dtype=np.float64).reshape(pre["mean_shape"])

@@ -26,11 +26,12 @@ from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily
 from mlwarden.models.base import Capability, Target
 from mlwarden.privacy.rules import (
     RULE_ATTRIBUTE_INFERENCE,
+    RULE_DP_CONFIG,
     RULE_LOW_FPR_UNRESOLVED,
     RULE_MEMBERSHIP,
 )
 
-__all__ = ["AttributeCheck", "MembershipCheck"]
+__all__ = ["AttributeCheck", "DPCheck", "MembershipCheck"]
 
 _FPR = 0.01
 
@@ -319,6 +320,78 @@ class AttributeCheck(Check):
         finding.evidence.pop("seconds", None)
         metrics = {k: v for k, v in result.to_dict().items() if k != "seconds"}
         return CheckResult(findings=[finding], metrics=metrics)
+
+
+@register("check", "privacy.dp")
+class DPCheck(Check):
+    """The differential-privacy guarantee a model file claims: is it strong, and does it
+    hold?
+
+    ``mlwarden harden dp`` records the training's epsilon (PRV and RDP accountants),
+    delta, sampling and row count in the model file; this check turns them into
+    MLW-PRI-004 findings: epsilon above the policy limit, delta not below 1 / n, sampling
+    other than Poisson. A model whose file records no DP training is skipped.
+
+    Parameters
+    ----------
+    max_epsilon : float
+        Pass when the accountant's epsilon is at most this.
+    """
+
+    family: ClassVar[ThreatFamily] = ThreatFamily.PRIVACY
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_DP_CONFIG,)
+    requires: ClassVar[Capability] = Capability.NONE
+    summary: ClassVar[str] = "differential-privacy guarantee recorded with the model"
+    needs: ClassVar[str] = "a model trained with DP (mlwarden harden dp)"
+
+    def __init__(self, *, max_epsilon: float = 8.0) -> None:
+        self.max_epsilon = max_epsilon
+
+    def skip_reason(self, target: Target, data: Dataset) -> str | None:
+        if not isinstance(target.training.get("differential_privacy"), dict):
+            return (
+                f"{target.name!r} records no differential-privacy training (train one "
+                "with mlwarden harden dp)"
+            )
+        return None
+
+    def validate(self, target: Target, data: Dataset) -> None:
+        check_number(self.id, "max_epsilon", self.max_epsilon, low=0, low_open=True)
+        reason = self.skip_reason(target, data)
+        if reason is not None:
+            raise CapabilityError(f"check {self.id!r}: {reason}")
+
+    def run(
+        self,
+        target: Target,
+        data: Dataset,
+        *,
+        random_state: np.random.Generator,
+        progress: ProgressCallback | None = None,
+    ) -> CheckResult:
+        from mlwarden.privacy.dp import delta_finding, epsilon_finding, sampling_finding
+
+        dp = target.training["differential_privacy"]
+        try:
+            eps = float(dp["epsilon_prv"])
+            delta = float(dp["delta"])
+            n = int(dp["n_samples"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"{target.name!r}: the model's differential-privacy record is incomplete "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        findings = [
+            epsilon_finding(
+                eps, delta=delta, max_epsilon=self.max_epsilon, accountant="prv",
+                target=target.name,
+            ),
+            delta_finding(delta, n, target=target.name),
+            sampling_finding(
+                poisson_sampling=bool(dp.get("poisson_sampling", False)), target=target.name
+            ),
+        ]  # fmt: skip
+        return CheckResult(findings=findings, metrics={"differential_privacy": dict(dp)})
 
 
 def _sample(index: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -95,7 +95,7 @@ CLASS_WEIGHTS = ("balanced",)
 DEFAULT_MAX_EPSILON = 8.0
 GHOST_MIN_ELEMENTS = 1 << 24
 """Per-sample gradient elements (batch x parameters) from which ghost clipping is chosen."""
-_CHECK = "dp-config"
+_CHECK = "privacy.dp"
 History = Sequence[tuple[float, float, int]]
 
 
@@ -498,6 +498,30 @@ class DPResult:
     baseline_seconds_per_epoch: float | None
     grad_sample_mode: str
     history: tuple[tuple[float, float, int], ...] = field(default_factory=tuple)
+    initial_weights: str = "reset"
+
+    def provenance(self, *, n_samples: int) -> dict[str, Any]:
+        """What a model file records about this training (JSON), for audits to check.
+
+        Parameters
+        ----------
+        n_samples : int
+            Training rows (the audit checks ``delta < 1 / n``).
+        """
+        return {
+            "mechanism": "DP-SGD (Opacus)",
+            "epsilon_prv": self.epsilon_prv,
+            "epsilon_rdp": self.epsilon_rdp,
+            "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "max_grad_norm": self.max_grad_norm,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "poisson_sampling": True,
+            "n_samples": int(n_samples),
+            "initial_weights": self.initial_weights,
+        }
 
 
 class _WeightedCrossEntropy(nn.Module):
@@ -680,6 +704,7 @@ def train_private(
     accountant: str = "prv",
     grad_sample_mode: str | None = None,
     measure_baseline: bool = False,
+    initial_weights: str = "reset",
     random_state: RandomState = 0,
     progress: ProgressCallback | None = None,
 ) -> DPResult:
@@ -688,7 +713,13 @@ def train_private(
     The noise multiplier is calibrated by Opacus so that ``epochs`` passes with
     Poisson sampling at rate ``batch_size / n`` spend ``(epsilon, delta)`` under the
     chosen ``accountant``; the result reports the epsilon of the steps actually
-    taken under both accountants. Training starts from the model's current weights.
+    taken under both accountants.
+
+    By default training starts from freshly initialised weights (the architecture is
+    kept): weights already trained on the same rows without DP would carry their
+    leakage into the result, which the accountant does not see, and the stated epsilon
+    would be false. ``initial_weights="keep"`` starts from the model's weights, for
+    weights pre-trained on *public* data only.
 
     Parameters
     ----------
@@ -721,6 +752,9 @@ def train_private(
         See :func:`make_private` (``None``: the fastest that applies).
     measure_baseline : bool
         Also time one non-private epoch of a throwaway copy (same batch size).
+    initial_weights : {"reset", "keep"}
+        Re-initialise every layer's parameters before training (default), or keep the
+        model's weights (only when they were trained on public data).
     random_state : int, Generator or None
         Seeds sampling and noise (a seeded run is for experiments: real deployments
         should use unseeded noise).
@@ -754,7 +788,15 @@ def train_private(
     pristine = eager_module(source.module, source.input_shape)
     if not any(p.requires_grad for p in pristine.parameters()):
         raise CapabilityError(f"{source.name!r}: the module has no trainable parameters")
+    check_choice("train_private", "initial_weights", initial_weights, ("reset", "keep"))
     work = copy.deepcopy(pristine)
+    if initial_weights == "reset":
+        with torch.random.fork_rng():
+            torch.manual_seed(int(rng.integers(0, 2**63 - 1)))
+            for layer in work.modules():
+                reset = getattr(layer, "reset_parameters", None)
+                if callable(reset):
+                    reset()
     head = _Head(work, source)
     weight = None
     adjust = None
@@ -826,6 +868,7 @@ def train_private(
         baseline_seconds_per_epoch=baseline,
         grad_sample_mode=priv.grad_sample_mode,
         history=rep.history,
+        initial_weights=initial_weights,
     )
 
 

@@ -271,3 +271,23 @@ def test_balanced_classes_by_logit_adjustment():
     b = single[0].bias.detach().clone()
     _shift_last_bias(single, log_w, binary=True)
     assert single[0].bias.item() == pytest.approx(b.item() + math.log(10.0), abs=1e-6)
+
+
+def test_dp_training_starts_from_fresh_weights_unless_told_they_are_public():
+    # Weights already trained on the same rows without DP would carry their leakage past
+    # the accountant: by default they are re-initialised.
+    data = fraud(300, random_state=3)
+    module = mlp_classifier(data.X, 2, hidden=(8,))
+    start = [p.detach().clone() for p in module.parameters()]
+    kw = dict(epsilon=8.0, epochs=1, batch_size=30, lr=1e-9, max_grad_norm=1.0)
+    kept = train_private(module, data, initial_weights="keep", **kw)
+    fresh = train_private(module, data, **kw)
+    for a, b, c in zip(start, kept.model.parameters(), fresh.model.parameters(), strict=True):
+        assert torch.allclose(a, b.detach(), atol=1e-5)  # lr ~ 0: the weights it kept
+    moved = [not torch.allclose(a, c.detach(), atol=1e-3) for a, c in
+             zip(start, fresh.model.parameters(), strict=True)]  # fmt: skip
+    assert any(moved)
+    assert fresh.provenance(n_samples=300)["initial_weights"] == "reset"
+    assert kept.provenance(n_samples=300)["initial_weights"] == "keep"
+    with pytest.raises(InvalidParameterError, match="initial_weights"):
+        train_private(module, data, initial_weights="warm", **kw)
