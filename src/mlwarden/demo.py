@@ -2,9 +2,10 @@
 
 ``mlwarden demo`` calls :func:`run_demo`: it generates the bundled fraud data, trains a
 HistGradientBoosting model (scikit-learn) and an MLP (torch), hardens a copy of the MLP
-with adversarial training in the audit's threat model, saves them as ``.skops`` and
+with adversarial training in the audit's threat model, trains a differentially private
+MLP (DP-SGD through Opacus, epsilon 8), saves them as ``.skops`` and
 TorchScript ``.pt`` next to the data and its schema, loads them back from those files
-(the way a user would audit them) and audits all three with every available check.
+(the way a user would audit them) and audits all four with every available check.
 It then signs the model files and verifies them as a consumer would, and plants a
 tampered model (a pickle that would run a shell command) next to them to show the
 scanner catching it — the file is written, scanned, and never loaded.
@@ -81,6 +82,7 @@ def run_demo(
         "hgb": out / "models" / "fraud_hgb.skops",
         "mlp": out / "models" / "fraud_mlp.pt",
         "mlp_hardened": out / "models" / "fraud_mlp_hardened.pt",
+        "mlp_dp": out / "models" / "fraud_mlp_dp.pt",
     }
     write_table(train, files["train_data"], label="is_fraud")
     write_table(test, files["test_data"], label="is_fraud")
@@ -125,6 +127,20 @@ def run_demo(
         upper=data.schema.upper, feature_names=data.feature_names,
         input_shape=(data.n_features,),
     )  # fmt: skip
+    # The privacy defense: the same architecture trained from scratch with DP-SGD
+    # (Opacus), its guarantee recorded in the file for the privacy.dp check.
+    from mlwarden.privacy.dp import train_private
+
+    private = train_private(
+        mlp_classifier(train.X, n_classes=2), train, epsilon=8.0, epochs=5, batch_size=256,
+        lr=1e-3, max_grad_norm=1.0, class_weight="balanced", random_state=random_state,
+    )  # fmt: skip
+    save_torchscript(
+        private.model, files["mlp_dp"], classes=[0, 1], lower=data.schema.lower,
+        upper=data.schema.upper, feature_names=data.feature_names,
+        input_shape=(data.n_features,),
+        training={"differential_privacy": private.provenance(n_samples=train.n_samples)},
+    )  # fmt: skip
     report_progress(progress, "demo", 3, steps)
 
     # Audit the saved files, exactly as `mlwarden audit --model ...` would.
@@ -132,6 +148,7 @@ def run_demo(
         load_model(files["hgb"], name="fraud-hgb"),
         load_model(files["mlp"], name="fraud-mlp"),
         load_model(files["mlp_hardened"], name="fraud-mlp-hardened"),
+        load_model(files["mlp_dp"], name="fraud-mlp-dp"),
     ]
     notes = [f"Fraud data: {data.n_samples} transactions, {int(np.sum(data.labels == 1))} frauds."]
     y_test = np.asarray(test.labels)

@@ -49,13 +49,14 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     # the trees) and the score-based check; the decision-based check is skipped (scores exist).
     # Its file is scanned and its signature verified; the planted tampered file is caught.
     checks = {(f["target"], f["check"]) for f in report["findings"]}
-    models = ("fraud-hgb", "fraud-mlp", "fraud-mlp-hardened")
+    models = ("fraud-hgb", "fraud-mlp", "fraud-mlp-hardened", "fraud-mlp-dp")
     per_model = ("evasion.whitebox", "evasion.blackbox", "supplychain.model-file",
                  "supplychain.signature", "privacy.attribute")  # fmt: skip
     planted = "fraud_hgb_from_vendor.pkl"
     assert checks == {(m, c) for m in models for c in per_model} | {
         (planted, "supplychain.model-file"),
         ("fraud-hgb", "privacy.membership"),  # the MLPs: no recipe to retrain them
+        ("fraud-mlp-dp", "privacy.dp"),  # the only model trained with DP
     }
     supply = {(f["target"], f["rule_id"], f["status"]) for f in report["findings"]
               if f["family"] == "supply_chain"}  # fmt: skip
@@ -65,8 +66,11 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     assert (out / "models" / "fraud_hgb.skops.sig").stat().st_size > 0
     assert sorted((s["target"], s["check"]) for s in report["skipped"]) == sorted(
         [(m, "evasion.decision") for m in models]
-        + [(m, "privacy.membership") for m in ("fraud-mlp", "fraud-mlp-hardened")]
+        + [(m, "privacy.membership") for m in models[1:]]
+        + [(m, "privacy.dp") for m in models[:3]]
     )
+    dp = {f["metric"]: f for f in report["findings"] if f["check"] == "privacy.dp"}
+    assert dp["epsilon"]["passed"] and dp["epsilon"]["value"] <= 8.05
     membership = [f for f in report["findings"] if f["check"] == "privacy.membership"]
     assert {f["metric"] for f in membership} == {"auc", "tpr_at_1pct_fpr"}
     rules = {(f["target"], f["rule_id"]) for f in report["findings"]}
