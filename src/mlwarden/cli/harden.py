@@ -37,6 +37,28 @@ harden_app = typer.Typer(
 _EVAL_STEPS = 50
 
 
+# Options both commands take.
+DataOption = Annotated[
+    str,
+    typer.Option(
+        "--data", "-d", help="Training data: CSV/Parquet file, or builtin:fraud|digits|..."
+    ),
+]
+LabelOption = Annotated[
+    str | None, typer.Option("--label", "-l", help="Label column of a CSV/Parquet file.")
+]
+SchemaOption = Annotated[
+    Path | None,
+    typer.Option("--schema", help="Feature schema JSON (kinds, bounds, attacker control)."),
+]
+PositiveLabelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--positive-label", help="Class the model must catch (e.g. 1): also report on it."
+    ),
+]
+
+
 @harden_app.callback()
 def _harden() -> None:
     """Defend models: write hardened copies (adversarial training, DP-SGD)."""
@@ -47,28 +69,13 @@ def adversarial(
     model: Annotated[
         Path, typer.Option("--model", "-m", help="TorchScript model file (.pt) to harden.")
     ],
-    data: Annotated[
-        str,
-        typer.Option(
-            "--data", "-d", help="Training data: CSV/Parquet file, or builtin:fraud|digits|..."
-        ),
-    ],
+    data: DataOption,
     out_path: Annotated[
         Path, typer.Option("--out", "-o", help="Where to write the hardened TorchScript model.")
     ],
-    label: Annotated[
-        str | None, typer.Option("--label", "-l", help="Label column of a CSV/Parquet file.")
-    ] = None,
-    schema: Annotated[
-        Path | None,
-        typer.Option("--schema", help="Feature schema JSON (kinds, bounds, attacker control)."),
-    ] = None,
-    positive_label: Annotated[
-        str | None,
-        typer.Option(
-            "--positive-label", help="Class the model must catch (e.g. 1): also report on it."
-        ),
-    ] = None,
+    label: LabelOption = None,
+    schema: SchemaOption = None,
+    positive_label: PositiveLabelOption = None,
     eps: Annotated[
         float, typer.Option("--eps", help="L∞ budget in per-feature scale units.")
     ] = 0.25,
@@ -248,28 +255,13 @@ def dp(
     model: Annotated[
         Path, typer.Option("--model", "-m", help="TorchScript model file (.pt) to retrain.")
     ],
-    data: Annotated[
-        str,
-        typer.Option(
-            "--data", "-d", help="Training data: CSV/Parquet file, or builtin:fraud|digits|..."
-        ),
-    ],
+    data: DataOption,
     out_path: Annotated[
         Path, typer.Option("--out", "-o", help="Where to write the DP-trained TorchScript model.")
     ],
-    label: Annotated[
-        str | None, typer.Option("--label", "-l", help="Label column of a CSV/Parquet file.")
-    ] = None,
-    schema: Annotated[
-        Path | None,
-        typer.Option("--schema", help="Feature schema JSON (kinds, bounds, attacker control)."),
-    ] = None,
-    positive_label: Annotated[
-        str | None,
-        typer.Option(
-            "--positive-label", help="Class the model must catch (e.g. 1): also report on it."
-        ),
-    ] = None,
+    label: LabelOption = None,
+    schema: SchemaOption = None,
+    positive_label: PositiveLabelOption = None,
     epsilon: Annotated[
         float, typer.Option("--epsilon", help="Target epsilon of the whole training run.")
     ] = 8.0,
