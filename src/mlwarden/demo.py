@@ -133,7 +133,7 @@ def run_demo(
 
     private = train_private(
         mlp_classifier(train.X, n_classes=2), train, epsilon=8.0, epochs=5, batch_size=256,
-        lr=1e-3, max_grad_norm=1.0, class_weight="balanced", random_state=random_state,
+        lr=1e-2, max_grad_norm=1.0, class_weight="balanced", random_state=random_state,
     )  # fmt: skip
     save_torchscript(
         private.model, files["mlp_dp"], classes=[0, 1], lower=data.schema.lower,
