@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import pickle
 import tempfile
@@ -62,11 +64,13 @@ def runnable(name: str, n: int = 200):
         Capability.LABELS | Capability.SCORES,
         Capability.LABELS,
     ):
-        for source in (None, _model_file()):
+        for source, image in itertools.product((None, _model_file()), (False, True)):
             target, data = linear_problem(n=n)
             target.caps = caps
             target.source = source
             target.training = {"differential_privacy": _DP_RECORD}
+            if image:  # the rows seen as 1 x 5 images (model inversion needs image data)
+                data = dataclasses.replace(data, image_shape=(1, data.n_features))
             if cls(**_fast(name)).skip_reason(target, data) is None:
                 return target, data
     raise AssertionError(f"no test target satisfies {name}")

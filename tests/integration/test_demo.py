@@ -68,6 +68,7 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
         [(m, "evasion.decision") for m in models]
         + [(m, "privacy.membership") for m in models[1:]]
         + [(m, "privacy.dp") for m in models[:3]]
+        + [(m, "privacy.inversion") for m in models]  # tabular data: no images to invert
     )
     dp = {f["metric"]: f for f in report["findings"] if f["check"] == "privacy.dp"}
     assert dp["epsilon"]["passed"] and dp["epsilon"]["value"] <= 8.05

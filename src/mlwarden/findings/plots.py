@@ -18,7 +18,7 @@ from typing import Any
 from mlwarden.findings.render._common import fmt_number
 from mlwarden.findings.report import Report
 
-__all__ = ["CurveGroup", "curve_groups", "curve_plots"]
+__all__ = ["CurveGroup", "curve_groups", "curve_plots", "figure_plots"]
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 _PALETTE = (
@@ -271,4 +271,39 @@ def curve_plots(report: Report) -> list[tuple[str, str]]:
         for i, group in enumerate(groups):
             svg = _draw(group, colors)
             out.append((group.title, _clean_svg(svg, group.title, f"plot{i}-")))
+    return out
+
+
+_UNSAFE_SVG = re.compile(
+    r"<\s*(script|foreignObject|iframe|object|embed)|\son\w+\s*=|javascript:|"
+    r"(?:href|src)\s*=\s*[\"'](?!#|data:image/png;base64,)",
+    re.IGNORECASE,
+)
+
+
+def figure_plots(report: Report) -> list[tuple[str, str]]:
+    """Figures a check drew itself (``metrics[target][check]["figures"]``: a list of
+    ``{"title": ..., "svg": "<svg ..."}``), such as model-inversion reconstructions.
+
+    A figure whose SVG could carry script or external references is left out: reports
+    are also rendered from JSON files, which anyone can edit (the HTML's
+    Content-Security-Policy blocks scripts as well).
+    """
+    out: list[tuple[str, str]] = []
+    for target, checks in report.metrics.items():
+        if not isinstance(checks, dict):
+            continue
+        for values in checks.values():
+            figures = values.get("figures") if isinstance(values, dict) else None
+            if not isinstance(figures, list):
+                continue
+            for fig in figures:
+                if not isinstance(fig, dict):
+                    continue
+                svg, title = fig.get("svg"), fig.get("title")
+                if not isinstance(svg, str) or not svg.lstrip().startswith("<svg"):
+                    continue
+                if _UNSAFE_SVG.search(svg):
+                    continue
+                out.append((f"{target}: {title or 'figure'}", svg))
     return out

@@ -27,11 +27,12 @@ from mlwarden.models.base import Capability, Target
 from mlwarden.privacy.rules import (
     RULE_ATTRIBUTE_INFERENCE,
     RULE_DP_CONFIG,
+    RULE_INVERSION,
     RULE_LOW_FPR_UNRESOLVED,
     RULE_MEMBERSHIP,
 )
 
-__all__ = ["AttributeCheck", "DPCheck", "MembershipCheck"]
+__all__ = ["AttributeCheck", "DPCheck", "InversionCheck", "MembershipCheck"]
 
 _FPR = 0.01
 
@@ -392,6 +393,79 @@ class DPCheck(Check):
             ),
         ]  # fmt: skip
         return CheckResult(findings=findings, metrics={"differential_privacy": dict(dp)})
+
+
+@register("check", "privacy.inversion")
+class InversionCheck(Check):
+    """Model inversion (MI-Face): can each class's look be reconstructed from the model?
+
+    Runs on image models with gradients (a data set with an image shape); the report
+    shows the reconstructions beside the class means of the audit data.
+
+    Parameters
+    ----------
+    max_iter : int
+        Gradient steps per class at most.
+    max_identification_rate : float
+        Pass when at most this share of reconstructions is closer to its own class mean
+        than to any other.
+    """
+
+    family: ClassVar[ThreatFamily] = ThreatFamily.PRIVACY
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_INVERSION,)
+    requires: ClassVar[Capability] = Capability.LABELS | Capability.SCORES | Capability.GRADIENTS
+    summary: ClassVar[str] = "model inversion (MI-Face) of each class, images in the report"
+    needs: ClassVar[str] = "gradients and image data"
+
+    def __init__(self, *, max_iter: int = 300, max_identification_rate: float = 0.5) -> None:
+        self.max_iter = max_iter
+        self.max_identification_rate = max_identification_rate
+
+    def skip_reason(self, target: Target, data: Dataset) -> str | None:
+        reason = super().skip_reason(target, data)
+        if reason is not None:
+            return reason
+        if data.image_shape is None:
+            return "model inversion reconstructs images: the data set has no image shape"
+        return None
+
+    def validate(self, target: Target, data: Dataset) -> None:
+        super().validate(target, data)
+        check_int(self.id, "max_iter", self.max_iter)
+        check_number(
+            self.id, "max_identification_rate", self.max_identification_rate, low=0, high=1
+        )
+        if data.image_shape is None:
+            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
+
+    def run(
+        self,
+        target: Target,
+        data: Dataset,
+        *,
+        random_state: np.random.Generator,
+        progress: ProgressCallback | None = None,
+    ) -> CheckResult:
+        from mlwarden.privacy.inversion import ModelInversion, inversion_figure, inversion_finding
+
+        result = ModelInversion(max_iter=self.max_iter, patience=min(100, self.max_iter)).invert(
+            target, reference=data
+        )
+        finding = inversion_finding(
+            result,
+            target=target.name,
+            check=self.id,
+            max_identification_rate=self.max_identification_rate,
+        )
+        finding.evidence.pop("seconds", None)
+        metrics = {k: v for k, v in result.to_dict().items() if k != "seconds"}
+        metrics["figures"] = [
+            {
+                "title": "model inversion: reconstruction (top) vs class mean (bottom)",
+                "svg": inversion_figure(result, image_shape=data.image_shape),
+            }
+        ]
+        return CheckResult(findings=[finding], metrics=metrics)
 
 
 def _sample(index: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

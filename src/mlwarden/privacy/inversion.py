@@ -340,7 +340,8 @@ class ModelInversion:
     def _start(self, lower: FloatArray, upper: FloatArray) -> FloatArray:
         finite = np.isfinite(lower) & np.isfinite(upper)
         if self.start == "mid":
-            x0 = np.where(finite, (lower + upper) / 2, 0.0)
+            x0 = np.zeros_like(lower)
+            x0[finite] = (lower[finite] + upper[finite]) / 2
         elif self.start == "lower":
             x0 = np.where(np.isfinite(lower), lower, 0.0)
         else:
@@ -479,12 +480,16 @@ def inversion_figure(
                 text += " ✓" if result.identified[j] else " ✗"
             ax.text(pad + j * (w + pad) + w / 2, -pad, text, ha="center", va="bottom", fontsize=7)
         buf = io.StringIO()
-        fig.savefig(
-            buf,
-            format="svg",
-            facecolor="white",
-            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
-        )
+        import matplotlib as mpl
+
+        # A fixed salt makes the SVG's element ids, and so the report, reproducible.
+        with mpl.rc_context({"svg.hashsalt": "mlwarden"}):
+            fig.savefig(
+                buf,
+                format="svg",
+                facecolor="white",
+                metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+            )
     finally:
         fig.clear()
     return _clean_svg(buf.getvalue(), title, "inversion-")

@@ -29,7 +29,9 @@ class Boom(Check):
 
 def test_family_names_expand_to_registered_checks():
     assert expand_checks("evasion") == ["evasion.blackbox", "evasion.decision", "evasion.whitebox"]
-    assert expand_checks("privacy") == ["privacy.attribute", "privacy.dp", "privacy.membership"]
+    assert expand_checks("privacy") == [
+        "privacy.attribute", "privacy.dp", "privacy.inversion", "privacy.membership",
+    ]  # fmt: skip
     assert expand_checks("evasion.whitebox, evasion") == [
         "evasion.whitebox", "evasion.blackbox", "evasion.decision",
     ]  # fmt: skip

@@ -115,3 +115,32 @@ def test_the_attribute_check_says_what_it_needs_and_runs_when_given_it():
     report = audit(model, test, checks=[AttributeCheck(attribute=name, members=train)])
     (finding,) = report.findings
     assert finding.rule_id == "MLW-PRI-002" and "seconds" not in finding.evidence
+
+
+def test_the_inversion_check_puts_its_images_in_the_html_report():
+    torch = pytest.importorskip("torch")
+    from mlwarden.data import digits
+    from mlwarden.findings.plots import figure_plots
+    from mlwarden.findings.render.html import render_html
+    from mlwarden.models._torch_nets import mlp_classifier, train_classifier
+    from mlwarden.models.torch import TorchTarget
+
+    data = digits()
+    torch.manual_seed(0)
+    y = np.asarray(data.labels, dtype=np.int64)
+    net = train_classifier(mlp_classifier(data.X, 10), data.X, y, epochs=5, seed=0)
+    target = TorchTarget(net, input_shape=(64,), lower=0.0, upper=16.0, classes=list(range(10)))
+    report = audit(target, data, checks=["privacy.inversion"], random_state=0)
+    (finding,) = report.findings
+    assert finding.rule_id == "MLW-PRI-003" and 0 <= finding.value <= 1
+    html = render_html(report)
+    assert "model inversion: reconstruction" in html and html.count("<svg") >= 1
+    # A figure that could carry script (a report JSON edited by someone) is dropped.
+    report.metrics["model"]["privacy.inversion"]["figures"].append(
+        {"title": "evil", "svg": '<svg onload="alert(1)"></svg>'}
+    )
+    assert [t for t, _ in figure_plots(report) if "evil" in t] == []
+    # Tabular data: nothing to draw, the check says why.
+    tabular = Dataset(X=data.X[:50], y=data.y[:50], schema=data.schema)
+    (skip,) = audit(target, tabular, checks=["privacy.inversion"]).skipped
+    assert "image shape" in skip["reason"]

@@ -168,7 +168,7 @@ def _duration(seconds: float) -> str:
 
 
 def _context(report: Report) -> dict[str, Any]:
-    from mlwarden.findings.plots import curve_plots
+    from mlwarden.findings.plots import curve_plots, figure_plots
 
     summary = report.summary()
     v = verdict(report)
@@ -186,7 +186,7 @@ def _context(report: Report) -> dict[str, Any]:
         "summary": summary,
         "severities": [s.value for s in SEVERITIES_DESC],
         "findings": _finding_views(report),
-        "plots": curve_plots(report),
+        "plots": curve_plots(report) + figure_plots(report),
         "tables": _tables(report),
         "targets": [
             {
