@@ -17,6 +17,7 @@ import numpy as np
 
 from mlwarden._progress import ProgressCallback
 from mlwarden.data.dataset import Dataset
+from mlwarden.exceptions import CapabilityError
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.taxonomy import Rule, ThreatFamily
 from mlwarden.models.base import Capability, Target
@@ -91,11 +92,19 @@ class Check(ABC):
     def validate(self, target: Target, data: Dataset) -> None:
         """Raise before any work if parameters, target or data cannot be used.
 
-        Subclasses extend it; the base checks the required capabilities (raising
-        :class:`~mlwarden.exceptions.CapabilityError`) and that data is labelled.
+        Subclasses extend it; the base checks the required capabilities and that the
+        check applies (:meth:`require_applicable`), and that data is labelled.
         """
         target.require(self.requires, by=f"check {self.id!r}")
+        self.require_applicable(target, data)
         data.labels  # noqa: B018 - raises DataError when unlabelled
+
+    def require_applicable(self, target: Target, data: Dataset) -> None:
+        """Raise :class:`~mlwarden.exceptions.CapabilityError`, in :meth:`skip_reason`'s
+        words, when the check does not apply to ``target`` and ``data``."""
+        reason = self.skip_reason(target, data)
+        if reason is not None:
+            raise CapabilityError(f"check {self.id!r}: {reason}")
 
     @abstractmethod
     def run(

@@ -375,10 +375,6 @@ class WhiteBoxEvasionCheck(_RobustnessCheck):
         )
 
     def validate(self, target: Target, data: Dataset) -> None:
-        if self.skip_reason(target, data) is not None:
-            from mlwarden.exceptions import CapabilityError
-
-            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
         super().validate(target, data)
 
     def _validate_params(self) -> None:

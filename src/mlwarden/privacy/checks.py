@@ -20,7 +20,7 @@ from mlwarden._registry import register
 from mlwarden._validation import check_int, check_number
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.data.dataset import Dataset
-from mlwarden.exceptions import CapabilityError, DataError, InvalidParameterError
+from mlwarden.exceptions import DataError, InvalidParameterError
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily
 from mlwarden.models.base import Capability, Target
@@ -119,8 +119,6 @@ class MembershipCheck(Check):
                 f"{self.id}: the training rows have {self.members.n_features} features, "
                 f"the audit data {data.n_features}"
             )
-        if self.members is None or (self.trainer is None and not hasattr(target, "estimator")):
-            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
 
     def run(
         self,
@@ -288,8 +286,6 @@ class AttributeCheck(Check):
         super().validate(target, data)
         check_int(self.id, "max_records", self.max_records, minimum=10)
         check_number(self.id, "max_leakage", self.max_leakage, low=0, high=1)
-        if self.attribute is None or self.members is None:
-            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
         if len(data) < 20:
             raise DataError(f"{self.id}: needs at least 20 audit rows (got {len(data)})")
 
@@ -358,9 +354,7 @@ class DPCheck(Check):
 
     def validate(self, target: Target, data: Dataset) -> None:
         check_number(self.id, "max_epsilon", self.max_epsilon, low=0, low_open=True)
-        reason = self.skip_reason(target, data)
-        if reason is not None:
-            raise CapabilityError(f"check {self.id!r}: {reason}")
+        self.require_applicable(target, data)  # the DP record needs no labelled data
 
     def run(
         self,
@@ -435,8 +429,6 @@ class InversionCheck(Check):
         check_number(
             self.id, "max_identification_rate", self.max_identification_rate, low=0, high=1
         )
-        if data.image_shape is None:
-            raise CapabilityError(f"check {self.id!r}: {self.skip_reason(target, data)}")
 
     def run(
         self,

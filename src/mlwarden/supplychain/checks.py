@@ -22,7 +22,7 @@ from mlwarden._registry import register
 from mlwarden._validation import check_number
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.data.dataset import Dataset
-from mlwarden.exceptions import CapabilityError, ModelLoadError
+from mlwarden.exceptions import ModelLoadError
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily, get_rule
 from mlwarden.models.base import Capability, Target
@@ -82,10 +82,7 @@ class ModelFileCheck(Check):
         return None
 
     def validate(self, target: Target, data: Dataset) -> None:
-        if target.source is None:
-            raise CapabilityError(
-                f"check {self.id!r} needs a model loaded from a file; {target.name!r} was not"
-            )
+        self.require_applicable(target, data)  # model files are scanned without labels
         check_number(self.id, "max_file_gb", self.max_file_gb, low=0, low_open=True)
         self._policy()
 
