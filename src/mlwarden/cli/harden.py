@@ -118,15 +118,11 @@ def adversarial(
         import numpy as np
 
         from mlwarden._validation import check_choice, check_int, check_number
-        from mlwarden.data.io import load_dataset
         from mlwarden.evasion.defenses.adversarial_training import (
             adversarial_training,
-            target_kwargs,
             validate_training_params,
         )
-        from mlwarden.exceptions import CapabilityError, IncompatibleModelError
         from mlwarden.models import load_model
-        from mlwarden.models.torch import TorchTarget, save_torchscript
 
         check_choice("harden", "--class-weight", class_weight, ("balanced", "none"))
         weight = None if class_weight == "none" else class_weight
@@ -137,21 +133,10 @@ def adversarial(
         )  # fmt: skip
         check_number("harden", "--test-size", test_size, low=0, low_open=True, high=0.9)
         check_int("harden", "--max-samples", max_samples)
-        ds = load_dataset(data, label=label, schema=schema, positive_label=positive_label)
-        ds.labels  # noqa: B018 - raises DataError when unlabelled
-        target = load_model(model)
-        if not isinstance(target, TorchTarget):
-            raise CapabilityError(
-                f"{model}: adversarial training fine-tunes PyTorch models saved as TorchScript; "
-                f"this is a {target.kind} model"
-            )
-        if target.input_spec.n_features != ds.n_features:
-            raise IncompatibleModelError(
-                f"model {target.name!r} expects {target.input_spec.n_features} features, "
-                f"the data {ds.name!r} has {ds.n_features}"
-            )
-        target.encode_labels(ds.labels)
-        train, test = ds.split(test_size=test_size, random_state=seed)
+        target, train, test = _torch_model_and_data(
+            model, data, label, schema, positive_label, test_size, seed,
+            what="adversarial training fine-tunes",
+        )  # fmt: skip
         rows = _eval_rows(target, test, max_samples, np.random.default_rng(seed))
         before = _evaluate(target, test, rows, eps, categorical, seed)
         with _progress(not quiet and sys.stderr.isatty()) as cb:
@@ -160,13 +145,7 @@ def adversarial(
                 batch_size=batch_size, beta=beta, class_weight=weight,
                 categorical=categorical, random_state=seed, progress=cb,
             )  # fmt: skip
-        try:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            save_torchscript(hardened.module, out_path, **target_kwargs(target))
-        except (OSError, RuntimeError) as exc:
-            from mlwarden.exceptions import DataFileError
-
-            raise DataFileError(f"{out_path}: cannot write the model: {exc}") from None
+        _save(hardened.module, out_path, target)
         saved = load_model(out_path)
         after = _evaluate(saved, test, rows, eps, categorical, seed)
         if not quiet:
@@ -308,8 +287,6 @@ def dp(
         import sys
 
         from mlwarden._validation import check_choice, check_number
-        from mlwarden.data.io import load_dataset
-        from mlwarden.exceptions import CapabilityError, IncompatibleModelError
         from mlwarden.models import load_model
 
         names = {
@@ -328,24 +305,11 @@ def dp(
             max_grad_norm=max_grad_norm, class_weight=weight, accountant=accountant,
             owner="harden", names=names,
         )  # fmt: skip
-        from mlwarden.evasion.defenses.adversarial_training import target_kwargs
-        from mlwarden.models.torch import TorchTarget, save_torchscript
 
-        ds = load_dataset(data, label=label, schema=schema, positive_label=positive_label)
-        ds.labels  # noqa: B018 - raises DataError when unlabelled
-        target = load_model(model)
-        if not isinstance(target, TorchTarget):
-            raise CapabilityError(
-                f"{model}: DP training retrains PyTorch models saved as TorchScript; "
-                f"this is a {target.kind} model"
-            )
-        if target.input_spec.n_features != ds.n_features:
-            raise IncompatibleModelError(
-                f"model {target.name!r} expects {target.input_spec.n_features} features, "
-                f"the data {ds.name!r} has {ds.n_features}"
-            )
-        target.encode_labels(ds.labels)
-        train, test = ds.split(test_size=test_size, random_state=seed)
+        target, train, test = _torch_model_and_data(
+            model, data, label, schema, positive_label, test_size, seed,
+            what="DP training retrains",
+        )  # fmt: skip
         if delta is not None and delta * train.n_samples >= 1:
             from mlwarden.exceptions import InvalidParameterError
 
@@ -362,16 +326,10 @@ def dp(
                 measure_baseline=True, random_state=seed, progress=cb,
                 initial_weights="keep" if keep_weights else "reset",
             )  # fmt: skip
-        try:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            save_torchscript(
-                res.model.module, out_path, **target_kwargs(target),
-                training={"differential_privacy": res.provenance(n_samples=train.n_samples)},
-            )  # fmt: skip
-        except (OSError, RuntimeError) as exc:
-            from mlwarden.exceptions import DataFileError
-
-            raise DataFileError(f"{out_path}: cannot write the model: {exc}") from None
+        _save(
+            res.model.module, out_path, target,
+            training={"differential_privacy": res.provenance(n_samples=train.n_samples)},
+        )  # fmt: skip
         after = _clean_accuracy(load_model(out_path), test)
         if not quiet:
             _print_dp(out, res, before, after, test)
@@ -416,3 +374,52 @@ def _print_dp(
     ]
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False)
+
+
+def _torch_model_and_data(
+    model: Path,
+    data: str,
+    label: str | None,
+    schema: Path | None,
+    positive_label: str | None,
+    test_size: float,
+    seed: int,
+    *,
+    what: str,
+) -> tuple[Any, Any, Any]:
+    """Load the labelled data and the TorchScript model that fits it; split train/test."""
+    from mlwarden.data.io import load_dataset
+    from mlwarden.exceptions import CapabilityError, IncompatibleModelError
+    from mlwarden.models import load_model
+    from mlwarden.models.torch import TorchTarget
+
+    ds = load_dataset(data, label=label, schema=schema, positive_label=positive_label)
+    ds.labels  # noqa: B018 - raises DataError when unlabelled
+    target = load_model(model)
+    if not isinstance(target, TorchTarget):
+        raise CapabilityError(
+            f"{model}: {what} PyTorch models saved as TorchScript; this is a {target.kind} model"
+        )
+    if target.input_spec.n_features != ds.n_features:
+        raise IncompatibleModelError(
+            f"model {target.name!r} expects {target.input_spec.n_features} features, "
+            f"the data {ds.name!r} has {ds.n_features}"
+        )
+    target.encode_labels(ds.labels)
+    train, test = ds.split(test_size=test_size, random_state=seed)
+    return target, train, test
+
+
+def _save(
+    module: Any, out_path: Path, like: Any, *, training: dict[str, Any] | None = None
+) -> None:
+    """Save ``module`` as TorchScript with ``like``'s metadata; a clear error if it cannot."""
+    from mlwarden.evasion.defenses.adversarial_training import target_kwargs
+    from mlwarden.exceptions import DataFileError
+    from mlwarden.models.torch import save_torchscript
+
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        save_torchscript(module, out_path, **target_kwargs(like), training=training)
+    except (OSError, RuntimeError) as exc:
+        raise DataFileError(f"{out_path}: cannot write the model: {exc}") from None

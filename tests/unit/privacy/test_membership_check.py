@@ -99,7 +99,6 @@ def test_odd_reference_models_are_refused_before_any_query():
     with pytest.raises(ValueError, match="n_models must be even"):
         MembershipCheck(members=train, n_models=3).validate(model, test)
     assert model.n_queries == q0
-    assert np.isfinite(q0)
 
 
 def test_the_attribute_check_says_what_it_needs_and_runs_when_given_it():
