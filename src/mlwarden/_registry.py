@@ -36,10 +36,14 @@ def register(kind: str, name: str) -> Callable[[T], T]:
 def _load_builtins() -> None:
     # Importing the family packages runs their @register lines.
     import mlwarden.evasion.checks
+    import mlwarden.poisoning.checks
+    import mlwarden.poisoning.rules
     import mlwarden.privacy.checks
     import mlwarden.privacy.rules
     import mlwarden.supplychain.checks
-    import mlwarden.supplychain.rules  # noqa: F401 - the scanner's rule ids (MLW-SUP-*)
+    import mlwarden.supplychain.rules
+    import mlwarden.theft.checks
+    import mlwarden.theft.rules  # noqa: F401 - rule ids of checks and detectors
 
 
 def get(kind: str, name: str) -> type:

@@ -324,6 +324,14 @@ def _register_subcommands() -> None:
 
     register_signing(app)
 
+    from mlwarden.cli.theft import register as register_theft
+
+    register_theft(app)
+
+    from mlwarden.cli.data import register as register_data
+
+    register_data(app)
+
 
 _register_subcommands()
 

@@ -1,0 +1,5 @@
+"""Model theft: extraction attacks, output hardening, stateful query detectors, watermarks."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
