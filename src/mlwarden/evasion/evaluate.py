@@ -280,11 +280,12 @@ def is_tree_ensemble(target: Target) -> bool:
     if estimator is None:
         return False
     from mlwarden.evasion.trees.ensemble import read_tree_ensemble
-    from mlwarden.exceptions import CapabilityError
+    from mlwarden.exceptions import CapabilityError, IncompatibleModelError
 
     try:
         read_tree_ensemble(estimator)
-    except CapabilityError:
+    except (CapabilityError, IncompatibleModelError):
+        # Unreadable (or unfaithfully read) trees: the black-box attacks run instead.
         return False
     return True
 

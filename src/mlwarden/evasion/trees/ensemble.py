@@ -21,9 +21,11 @@ of each cell closest to the original row and its cost (the move in units of the
 feature's scale); both attacks search over these cells, so every row they return is
 a point the model can be evaluated on, with a known L∞ distance.
 
-XGBoost, LightGBM and CatBoost models are refused with a clear message (not read yet),
-as are HistGradientBoosting models with native categorical splits (one-hot encode the
-categories instead) and pipelines that transform their input before the trees.
+XGBoost's ``XGBClassifier`` and LightGBM's ``LGBMClassifier`` are read by
+:mod:`mlwarden.evasion.trees.external` (and checked against the library's own scores).
+CatBoost models are refused with a clear message, as are models with native
+categorical splits (one-hot encode the categories instead) and pipelines that
+transform their input before the trees.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ SUPPORTED_MODELS = (
     "ExtraTreesClassifier",
     "GradientBoostingClassifier",
     "HistGradientBoostingClassifier",
+    "XGBClassifier",
+    "LGBMClassifier",
 )
-"""scikit-learn classifiers whose trees the tree attacks can read."""
+"""Classifiers whose trees the tree attacks can read (scikit-learn, XGBoost, LightGBM)."""
 
 _DISCRETE = (FeatureKind.INTEGER, FeatureKind.BINARY, FeatureKind.CATEGORICAL)
 _GRADED = (FeatureKind.CONTINUOUS, FeatureKind.INTEGER)
@@ -183,7 +187,7 @@ def _flatten(
 
 # ------------------------------------------------------------------------- reading
 def read_tree_ensemble(model: Any, *, by: str = "this attack") -> TreeEnsemble:
-    """Read the trees of a fitted scikit-learn classifier (or of a target wrapping one).
+    """Read the trees of a fitted tree classifier (or of a target wrapping one).
 
     Parameters
     ----------
@@ -220,9 +224,17 @@ def read_tree_ensemble(model: Any, *, by: str = "this attack") -> TreeEnsemble:
     est = _unwrap_pipeline(est, by)
     kind = type(est).__name__
     module = type(est).__module__.split(".")[0]
+    if module == "xgboost" and hasattr(est, "get_booster") and hasattr(est, "classes_"):
+        from mlwarden.evasion.trees.external import read_xgboost
+
+        return read_xgboost(est, by=by)
+    if module == "lightgbm" and hasattr(est, "booster_") and hasattr(est, "classes_"):
+        from mlwarden.evasion.trees.external import read_lightgbm
+
+        return read_lightgbm(est, by=by)
     if module in ("xgboost", "lightgbm", "catboost"):
         raise CapabilityError(
-            f"{by}: {kind} ({module}) models are not supported yet; supported: {supported}"
+            f"{by}: {kind} ({module}) models are not supported; supported: {supported}"
         )
     from sklearn.ensemble import (
         ExtraTreesClassifier,
@@ -285,7 +297,7 @@ def _read_sklearn_tree(tree: Any, *, proba: bool, scale: float) -> Tree:
     )
 
 
-def _class_columns(n_classes: int, k: int, column: FloatArray) -> FloatArray:
+def class_columns(n_classes: int, k: int, column: FloatArray) -> FloatArray:
     """Leaf values of a tree that adds to raw score ``k``, as class-score columns."""
     out = np.zeros((len(column), n_classes))
     # Binary boosting has one raw score r: class scores are [0, r].
@@ -315,7 +327,7 @@ def _read_gradient_boosting(est: Any, by: str) -> TreeEnsemble:
                     t.threshold,
                     t.left,
                     t.right,
-                    _class_columns(n_classes, k, t.value[:, 0]),
+                    class_columns(n_classes, k, t.value[:, 0]),
                 )
             )
     n_features = int(est.n_features_in_)
@@ -356,7 +368,7 @@ def _read_hist_gradient_boosting(est: Any, by: str) -> TreeEnsemble:
                     threshold=np.asarray(nodes["num_threshold"], dtype=np.float64),
                     left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
                     right=np.where(leaf, -1, nodes["right"].astype(np.int64)),
-                    value=_class_columns(n_classes, k, np.asarray(nodes["value"], np.float64)),
+                    value=class_columns(n_classes, k, np.asarray(nodes["value"], np.float64)),
                 )
             )
     baseline = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
