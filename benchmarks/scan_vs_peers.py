@@ -56,10 +56,12 @@ def mlwarden_verdict(path: Path) -> Verdict:
 
 def mlwarden_folder(folder: Path) -> dict[Path, Verdict]:
     """mlwarden scans a folder as its CLI does: files are judged together with their
-    siblings (an ONNX model's external-data file is known as such)."""
+    siblings (an ONNX model's external-data file is known as such). The default skips
+    (README and other repository text files) are off, so that the corpus's plain-text
+    edge file is judged like the other tools judge it."""
     from mlwarden.supplychain import scan
 
-    return {Path(f.path): f.verdict.value for f in scan(folder).files}
+    return {Path(f.path): f.verdict.value for f in scan(folder, default_skips=False).files}
 
 
 def picklescan_verdict(path: Path) -> Verdict:

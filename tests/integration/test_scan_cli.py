@@ -321,3 +321,135 @@ def test_python_m_mlwarden_scan(files: dict[str, Path]) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["exit_code"] == 1
+
+
+# --------------------------------------------------------------------------- skipped paths
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder as a Hugging Face clone leaves it: docs, git files, .git/."""
+    root = tmp_path_factory.mktemp("repo")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / "README.md").write_text("# r\n")
+    (root / "LICENSE").write_text("Apache License\nVersion 2.0\n")
+    (root / ".gitattributes").write_text("*.pkl filter=lfs diff=lfs merge=lfs -text\n")
+    (root / ".gitignore").write_text("__pycache__/\n")
+    (root / "m.pkl").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    return root
+
+
+def test_a_model_repository_clone_exits_0_and_lists_what_it_skipped(repo: Path) -> None:
+    res = invoke(repo)
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert out.splitlines()[0].startswith("SAFE") and "m.pkl" in out.splitlines()[0]
+    assert "Skipped (5)" in out
+    skipped = out[out.index("Skipped (5)") :].splitlines()[1:6]
+    assert [line.split()[0] for line in skipped] == [
+        f"{repo}/.git/", f"{repo}/.gitattributes", f"{repo}/.gitignore", f"{repo}/LICENSE",
+        f"{repo}/README.md",
+    ]  # fmt: skip
+    assert "version-control metadata" in skipped[0]
+    assert out.rstrip().splitlines()[-1] == (
+        "SAFE: 1 file scanned, all safe, 5 skipped. Exit code 0."
+    )
+    assert "ERROR" not in out
+
+
+def test_no_default_skips_scans_the_text_files(repo: Path) -> None:
+    res = invoke(repo, "--no-default-skips")
+    assert res.exit_code == 2, res.output
+    assert "Skipped" not in res.stdout
+    assert "README.md: unknown format" in res.stdout and ".git/HEAD" in res.stdout
+
+
+def test_a_pickle_named_readme_is_still_unsafe(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_bytes(b"cos\nsystem\n(S'echo'\ntR.")  # protocol 0
+    res = invoke(tmp_path)
+    assert res.exit_code == 1, res.output
+    assert "MLW-SUP-001" in res.stdout and "Skipped" not in res.stdout
+
+
+def test_exclude_is_repeatable_and_listed(files: dict[str, Path]) -> None:
+    res = invoke(files["dir"], "--exclude", "b.pkl", "--exclude", "sub")
+    assert res.exit_code == 0, res.output  # the malicious b.pkl is excluded
+    assert "Skipped (2)" in res.stdout
+    assert "excluded by --exclude b.pkl" in res.stdout
+    assert "excluded by --exclude sub" in res.stdout
+    assert "1 file scanned, all safe, 2 skipped" in res.stdout
+    assert invoke(files["dir"], "--exclude", "no-such-*").exit_code == 1  # matches nothing
+
+
+def test_everything_skipped_exits_2(repo: Path, files: dict[str, Path]) -> None:
+    res = invoke(repo, "--exclude", "*.pkl")
+    assert res.exit_code == 2, res.output
+    assert f"{repo}: nothing to scan: 5 files and 1 folder skipped" in res.stdout
+    res = invoke(files["evil"], "--exclude", "evil.pkl")
+    assert res.exit_code == 2 and "nothing to scan: 1 file skipped" in res.stdout
+
+
+def test_policy_file_exclude(files: dict[str, Path], tmp_path: Path) -> None:
+    policy = tmp_path / "scan-policy.toml"
+    policy.write_text('exclude = ["b.pkl"]\n', encoding="utf-8")
+    res = invoke(files["dir"], "--policy", policy, "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["policy"]["exclude"] == ["b.pkl"]
+    assert [s["reason"] for s in doc["skipped"]] == ["excluded by the policy's exclude b.pkl"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--exclude", ""], "--exclude ''"), (["--policy", "BAD"], "'exclude' must be a list")],
+)
+def test_bad_exclude_exits_2(
+    files: dict[str, Path], tmp_path: Path, args: list[str], needle: str
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("exclude = 3\n", encoding="utf-8")
+    res = invoke(files["benign"], *[str(bad) if a == "BAD" else a for a in args])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("error:") and needle in res.stderr
+    _no_traceback(res)
+
+
+def test_skipped_in_json_and_sarif(repo: Path) -> None:
+    res = invoke(repo, "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    jsonschema.Draft202012Validator(load_scan_schema()).validate(doc)
+    assert doc["schema_version"] == "1.1"
+    assert doc["summary"]["files"] == 1 and doc["summary"]["skipped"] == 5
+    assert [Path(s["path"]).name for s in doc["skipped"]] == [
+        ".git", ".gitattributes", ".gitignore", "LICENSE", "README.md"
+    ]  # fmt: skip
+    assert [s["folder"] for s in doc["skipped"]] == [True, False, False, False, False]
+
+    res = invoke(repo, "--format", "sarif")
+    assert res.exit_code == 0, res.output
+    log = json.loads(res.stdout)
+    jsonschema.Draft7Validator(json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))).validate(log)
+    invocation = log["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is True
+    notes = invocation["toolExecutionNotifications"]
+    assert len(notes) == 5 and all(n["level"] == "note" for n in notes)
+    assert any("README.md" in n["message"]["text"] for n in notes)
+    assert len(invocation["properties"]["skipped"]) == 5
+
+
+def test_help_documents_the_skips() -> None:
+    res = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    for text in ("--exclude", "--no-default-skips", ".git", "README"):
+        assert text in res.output
+
+
+def test_console_entry_on_a_repository_clone_is_lean_and_equals_typer(repo: Path) -> None:
+    proc = _entry(repo, "--exclude", "LICENSE")
+    assert proc.stderr.strip().endswith("EXIT 0 HEAVY -"), proc.stderr
+    assert proc.stdout == invoke(repo, "--exclude", "LICENSE").stdout
+    assert "excluded by --exclude LICENSE" in proc.stdout
+    proc = _entry(repo, "--no-default-skips")
+    assert "EXIT 2 " in proc.stderr

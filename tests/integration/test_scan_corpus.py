@@ -35,7 +35,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[CorpusE
 
 def test_every_file_gets_its_expected_verdict(corpus: tuple[Path, list[CorpusEntry]]) -> None:
     root, entries = corpus
-    result = scan(root)
+    result = scan(root, default_skips=False)  # every file, the text file included
     by_path = {f.path: f for f in result.files}
     assert set(by_path) == {str(e.path) for e in entries}, "a corpus file was not scanned"
     problems = []
@@ -53,6 +53,19 @@ def test_every_file_gets_its_expected_verdict(corpus: tuple[Path, list[CorpusEnt
     assert not problems, "\n".join(problems)
     assert result.exit_code == EXIT_UNSAFE
     assert not (root / MARKER).exists()
+
+
+def test_default_skips_leave_only_the_text_file_out(
+    corpus: tuple[Path, list[CorpusEntry]],
+) -> None:
+    root, entries = corpus
+    result = scan(root)
+    text = [e for e in entries if e.technique == "text-file"]
+    assert [s.path for s in result.skipped] == [str(e.path) for e in text]
+    assert "repository text file" in result.skipped[0].reason
+    scanned = {f.path for f in result.files}
+    assert scanned == {str(e.path) for e in entries} - {str(e.path) for e in text}
+    assert result.exit_code == EXIT_UNSAFE
 
 
 def test_corpus_covers_every_technique(corpus: tuple[Path, list[CorpusEntry]]) -> None:
@@ -80,6 +93,7 @@ print(json.dumps({
                     if m in sys.modules),
     "exit": result.exit_code,
     "files": len(result.files),
+    "skipped": len(result.skipped),
 }))
 """
 
@@ -120,7 +134,8 @@ def test_scanning_imports_and_runs_nothing_from_the_files(
     report = json.loads(out.stdout)
     assert report["new"] == [], "scanning the corpus imported new modules"
     assert report["heavy"] == [], "the scanner imported an ML framework"
-    assert report["files"] == len({e.path for e in entries})
+    assert report["files"] + report["skipped"] == len({e.path for e in entries})
+    assert report["skipped"] == 1  # the corpus' README.txt
     assert report["exit"] == EXIT_UNSAFE
     assert not (root / MARKER).exists()
     assert not (tmp_path / MARKER).exists()

@@ -5,8 +5,12 @@ The command reads files, never imports or runs anything from them, and fails clo
 * ``0`` — every file was scanned completely and is safe;
 * ``1`` — at least one file is unsafe;
 * ``2`` — no file is unsafe but something could not be scanned (unknown or damaged
-  format, a path that does not exist, an empty folder: nothing scanned is never
-  "safe"), or bad usage (a missing or invalid ``--policy`` file, a bad option).
+  format, a path that does not exist, an empty folder, a folder whose files were all
+  skipped: nothing scanned is never "safe"), or bad usage (a missing or invalid
+  ``--policy`` file, a bad option).
+
+Skipped paths (``.git`` folders, repository text files, ``--exclude`` matches; see
+:mod:`mlwarden.supplychain.skips`) are listed apart and never change the exit code.
 
 Start-up time matters in CI, where the scan runs on every push. typer builds a
 pydantic validator for every parameter it parses, which costs more than the scan of a
@@ -43,11 +47,16 @@ HELP = (
     "Formats are detected from the content: pickle, joblib, PyTorch (zip, legacy, tar), "
     "NumPy .npy/.npz, safetensors, ONNX, Keras (.keras, .h5), GGUF, skops. Folders are "
     "scanned recursively and every file in them is listed.\n\n"
+    "Skipped and listed apart (never counted as scanned): .git/.hg/.svn folders, and "
+    "repository text files (README*, LICENSE*, *.md, *.txt, .gitattributes, ...) whose "
+    "content is text in no model format and not a pickle (--no-default-skips scans "
+    "them), and whatever an --exclude GLOB matches.\n\n"
     "[bold]Exit codes[/bold] (fail closed):\n\n"
     "* [bold]0[/bold] every file was scanned completely and is safe\n"
     "* [bold]1[/bold] at least one file is unsafe\n"
     "* [bold]2[/bold] something could not be scanned (unknown or damaged file, missing "
-    "path, empty folder, nothing scanned) or bad usage (e.g. a missing --policy file)\n\n"
+    "path, empty folder, nothing scanned, everything skipped) or bad usage (e.g. a "
+    "missing --policy file)\n\n"
     "See docs/scanning.md."
 )
 """The command's help text (rich markup), with the exit codes."""
@@ -105,11 +114,17 @@ def _write(path: Path, fmt: OutputFormat, result: "ScanResult", policy: "Policy 
         ) from None
 
 
-def _run(paths: list[str], policy: "Policy | None", progress: bool) -> "ScanResult":
+def _run(
+    paths: list[str],
+    policy: "Policy | None",
+    progress: bool,
+    exclude: list[str],
+    default_skips: bool,
+) -> "ScanResult":
     from mlwarden.supplychain.scanner import scan
 
     if not progress:
-        return scan(paths, policy=policy)
+        return scan(paths, policy=policy, exclude=exclude, default_skips=default_skips)
     from mlwarden.cli.app import _progress  # interactive only: a rich progress bar
 
     with _progress(True) as callback:
@@ -118,7 +133,13 @@ def _run(paths: list[str], policy: "Policy | None", progress: bool) -> "ScanResu
         def one_bar(task: str, done: int, total: int) -> None:
             callback("scanning", done, total)  # one bar, not one per file
 
-        return scan(paths, policy=policy, progress=one_bar)
+        return scan(
+            paths,
+            policy=policy,
+            progress=one_bar,
+            exclude=exclude,
+            default_skips=default_skips,
+        )
 
 
 def run_scan(
@@ -130,6 +151,8 @@ def run_scan(
     policy_file: Path | None,
     out: "Console | None",
     err: "Console | None",
+    exclude: list[str] | None = None,
+    default_skips: bool = True,
 ) -> int:
     """Scan ``paths`` and print or write the result; return the exit code.
 
@@ -149,6 +172,10 @@ def run_scan(
         Standard output and standard error; ``None`` writes plain text to
         ``sys.stdout`` / ``sys.stderr`` without importing ``rich`` (no colours, no
         progress bar), which is what a CI log gets anyway.
+    exclude : list of str or None
+        ``--exclude`` glob patterns (added to the policy file's ``exclude``).
+    default_skips : bool, default=True
+        False for ``--no-default-skips``.
 
     Returns
     -------
@@ -158,14 +185,25 @@ def run_scan(
     Raises
     ------
     MlwardenError
-        Bad usage (an invalid ``--allow`` name, a missing or invalid policy file, an
-        output file that cannot be written), or a scan that could not complete.
+        Bad usage (an invalid ``--allow`` name or ``--exclude`` pattern, a missing or
+        invalid policy file, an output file that cannot be written), or a scan that
+        could not complete.
     """
-    from mlwarden.exceptions import MlwardenError, ModelLoadError
+    from mlwarden.exceptions import InvalidParameterError, MlwardenError, ModelLoadError
 
     policy = _policy(policy_file, allow)
+    patterns = list(exclude or [])
+    for pattern in patterns:
+        if not pattern.strip("/"):
+            raise InvalidParameterError(f"--exclude {pattern!r}: give a glob pattern")
     try:
-        result = _run(paths, policy, progress=err is not None and err.is_terminal)
+        result = _run(
+            paths,
+            policy,
+            progress=err is not None and err.is_terminal,
+            exclude=patterns,
+            default_skips=default_skips,
+        )
     except (MlwardenError, KeyboardInterrupt):
         raise
     except Exception as exc:  # fail closed: a scanner bug must never read as "safe"
@@ -240,10 +278,30 @@ def register(app: Any) -> None:
             Path | None,
             typer.Option(
                 "--policy",
-                help="TOML policy file: allow, deny, force, max_file_bytes (see docs/scanning.md).",
+                help="TOML policy file: allow, deny, force, max_file_bytes, exclude "
+                "(see docs/scanning.md).",
                 show_default=False,
             ),
         ] = None,
+        exclude: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--exclude",
+                help="Do not read files or folders matching this glob (matched against "
+                "the path relative to the scanned folder and against the name; * also "
+                "matches /); they are listed as skipped. Repeat for more.",
+                metavar="GLOB",
+                show_default=False,
+            ),
+        ] = None,
+        no_default_skips: Annotated[
+            bool,
+            typer.Option(
+                "--no-default-skips",
+                help="Also scan .git/.hg/.svn folders and repository text files "
+                "(README*, LICENSE*, *.md, *.txt, ...), which are skipped by default.",
+            ),
+        ] = False,
     ) -> None:
         from mlwarden.cli.app import _friendly_errors, err, out
 
@@ -256,6 +314,8 @@ def register(app: Any) -> None:
                 policy_file=policy_file,
                 out=out,
                 err=err,
+                exclude=exclude or [],
+                default_skips=not no_default_skips,
             )
         raise typer.Exit(code)
 
@@ -283,6 +343,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, default=None)
     p.add_argument("--allow", action="append", default=[])
     p.add_argument("--policy", dest="policy_file", type=Path, default=None)
+    p.add_argument("--exclude", action="append", default=[])
+    p.add_argument("--no-default-skips", action="store_true")
     return p
 
 
@@ -320,6 +382,8 @@ def fast_main(argv: list[str]) -> int | None:
             policy_file=ns.policy_file,
             out=out,
             err=err,
+            exclude=list(ns.exclude),
+            default_skips=not ns.no_default_skips,
         )
     except MlwardenError as exc:  # the same one-line message as the typer app
         _error(err, str(exc))

@@ -12,7 +12,7 @@ This package imports nothing heavy (no NumPy, torch or TensorFlow) so that
 """
 
 from mlwarden.supplychain.policy import Policy
-from mlwarden.supplychain.result import FileResult, ScanIssue, ScanResult, Verdict
+from mlwarden.supplychain.result import FileResult, ScanIssue, ScanResult, SkippedPath, Verdict
 
 # The function names shadow their modules (``safe_load``), as ``scan`` does: keep these
 # imports in this order.
@@ -24,6 +24,7 @@ __all__ = [
     "Policy",
     "ScanIssue",
     "ScanResult",
+    "SkippedPath",
     "Verdict",
     "load_vetted",
     "safe_load",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlwarden.exceptions import InvalidParameterError
@@ -27,12 +27,18 @@ class Policy:
         Let ``allow`` override the shipped denylist (for experts; logged in the result).
     max_file_bytes : int or None
         Refuse (verdict ``error``) files larger than this; ``None`` for no limit.
+    exclude : tuple of str
+        Glob patterns of paths that :func:`~mlwarden.supplychain.scan` does not read
+        and lists as skipped (the same rule as its ``exclude`` argument and
+        ``--exclude``; see :mod:`mlwarden.supplychain.skips`). Not used by
+        :func:`~mlwarden.supplychain.scan_file`, which scans the file it is given.
     """
 
     allow: frozenset[str] = field(default_factory=frozenset)
     deny: frozenset[str] = field(default_factory=frozenset)
     force: bool = False
     max_file_bytes: int | None = None
+    exclude: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -42,6 +48,7 @@ class Policy:
             deny = ["collections.OrderedDict"]
             force = false
             max_file_bytes = 10_000_000_000
+            exclude = ["examples", "*.bak"]
 
         Raises
         ------
@@ -58,7 +65,7 @@ class Policy:
             raise InvalidParameterError(f"{p}: cannot read the policy file ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise InvalidParameterError(f"{p}: the policy file is not valid TOML ({exc})") from None
-        known = {"allow", "deny", "force", "max_file_bytes"}
+        known = {"allow", "deny", "force", "max_file_bytes", "exclude"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidParameterError(
@@ -78,13 +85,19 @@ class Policy:
             not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0
         ):
             raise InvalidParameterError(f"{p}: 'max_file_bytes' must be a positive integer")
-        return cls(allow=lists["allow"], deny=lists["deny"], force=force, max_file_bytes=max_bytes)
+        exclude = data.get("exclude", [])
+        if not isinstance(exclude, list) or not all(isinstance(v, str) and v for v in exclude):
+            raise InvalidParameterError(
+                f"{p}: 'exclude' must be a list of non-empty strings (glob patterns)"
+            )
+        return cls(
+            allow=lists["allow"],
+            deny=lists["deny"],
+            force=force,
+            max_file_bytes=max_bytes,
+            exclude=tuple(exclude),
+        )
 
     def with_allowed(self, names: list[str] | tuple[str, ...]) -> Policy:
         """A copy that also allows ``names`` (``--allow`` on the command line)."""
-        return Policy(
-            allow=self.allow | frozenset(names),
-            deny=self.deny,
-            force=self.force,
-            max_file_bytes=self.max_file_bytes,
-        )
+        return replace(self, allow=self.allow | frozenset(names))

@@ -2,14 +2,15 @@
 
 * :func:`render_text` prints the result to a ``rich`` console the caller owns: every
   file with its verdict, then each issue (file, location, construct, message), then
-  what could not be scanned, then one summary line.
+  what could not be scanned, then what was skipped (and why), then one summary line.
 * :func:`to_json` is the machine-readable document described by
   ``mlwarden/supplychain/schema/scan.schema.json`` (:func:`load_scan_schema`).
 * :func:`to_sarif` is a SARIF 2.1.0 log for GitHub code scanning and other viewers:
   one ``result`` per issue, the supply-chain rules with their MITRE ATLAS and OWASP
   tags, every file as an ``artifact``, and every file or path that could not be
   scanned as an ``error`` notification of an invocation whose ``executionSuccessful``
-  is then false — "could not scan" never looks like success.
+  is then false — "could not scan" never looks like success. Every skipped path is a
+  ``note`` notification, and listed in the invocation's ``skipped`` property.
 
 This module imports neither NumPy nor the audit report writers, so ``mlwarden scan``
 starts fast.
@@ -33,7 +34,7 @@ from mlwarden.findings._sarif import (
     rule_help_uri,
 )
 from mlwarden.findings.taxonomy import RULES, Rule, Severity, ThreatFamily
-from mlwarden.supplychain.result import FileResult, ScanIssue, ScanResult, Verdict
+from mlwarden.supplychain.result import FileResult, ScanIssue, ScanResult, SkippedPath, Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -53,8 +54,9 @@ __all__ = [
     "to_sarif",
 ]
 
-SCAN_SCHEMA_VERSION = "1.0"
-"""Version of the JSON scan document (:func:`to_json`)."""
+SCAN_SCHEMA_VERSION = "1.1"
+"""Version of the JSON scan document (:func:`to_json`). 1.1 added ``skipped`` (and its
+count in ``summary``) and the policy's ``exclude``; minor versions only add fields."""
 
 _SCHEMA_RESOURCE = "schema/scan.schema.json"
 _DEFAULT_ATLAS = ("AML.T0010.003", "AML.T0011.000")
@@ -152,8 +154,9 @@ def summary(result: ScanResult) -> dict[str, Any]:
     -------
     dict
         ``files``, ``safe``, ``unsafe``, ``error`` (files that could not be scanned),
-        ``path_errors`` (paths that do not exist, empty folders), ``issues`` and
-        ``severities`` (issues per severity, ``critical`` to ``info``).
+        ``path_errors`` (paths that do not exist, empty folders), ``skipped`` (files
+        and folders deliberately not read), ``issues`` and ``severities`` (issues per
+        severity, ``critical`` to ``info``).
     """
     verdicts = [f.verdict for f in result.files]
     issues = result.issues
@@ -163,6 +166,7 @@ def summary(result: ScanResult) -> dict[str, Any]:
         "unsafe": verdicts.count(Verdict.UNSAFE),
         "error": verdicts.count(Verdict.ERROR),
         "path_errors": len(result.errors),
+        "skipped": len(result.skipped),
         "issues": len(issues),
         "severities": {s.value: sum(i.severity is s for i in issues) for s in _SEVERITIES_DESC},
     }
@@ -174,15 +178,16 @@ def _overall(result: ScanResult) -> str:
 
 def summary_line(result: ScanResult) -> str:
     """One line for a person, e.g. ``"UNSAFE: 1 of 3 files unsafe, 1 safe, 1 could not
-    be scanned; 2 issues (1 critical, 1 high). Exit code 1."``"""
+    be scanned, 2 skipped; 2 issues (1 critical, 1 high). Exit code 1."``"""
     s = summary(result)
     code = result.exit_code
     n = s["files"]
+    skipped = f", {s['skipped']} skipped" if s["skipped"] else ""
     if n == 0:
         head = "ERROR: nothing was scanned"
         if s["path_errors"]:
             head += f" ({_plural(s['path_errors'], 'path')} could not be scanned)"
-        return f"{head}. Exit code {code}."
+        return f"{head}{skipped}. Exit code {code}."
     parts: list[str] = []
     if s["unsafe"]:
         parts.append(f"{s['unsafe']} of {_plural(n, 'file')} unsafe")
@@ -192,7 +197,7 @@ def summary_line(result: ScanResult) -> str:
         parts.append(f"{_plural(s['path_errors'], 'path')} could not be scanned")
     if s["safe"]:
         parts.append(f"{s['safe']} safe" if parts else f"{_plural(n, 'file')} scanned, all safe")
-    text = f"{_overall(result).upper()}: {', '.join(parts)}"
+    text = f"{_overall(result).upper()}: {', '.join(parts)}{skipped}"
     if s["issues"]:
         counts = ", ".join(f"{v} {k}" for k, v in s["severities"].items() if v)
         text += f"; {_plural(s['issues'], 'issue')} ({counts})"
@@ -253,13 +258,28 @@ def _text_lines(result: ScanResult, notes: bool) -> list[_Line]:
         lines += [[], [(f"Could not scan ({len(failed)})", "bold yellow")]]
         lines += [[(f"  {error}", None)] for error in failed]
 
+    if result.skipped:
+        lines += [[], [(f"Skipped ({len(result.skipped)})", "bold")]]
+        shown = [_skipped_path(s) for s in result.skipped]
+        pad = max(len(path) for path in shown)
+        lines += [
+            [(f"  {path.ljust(pad)}", None), (f"  {s.reason}", "dim")]
+            for path, s in zip(shown, result.skipped, strict=True)
+        ]
+
     style = _VERDICT_STYLE[Verdict(_overall(result))]
     lines += [[], [(summary_line(result), style)]]
     return lines
 
 
+def _skipped_path(s: SkippedPath) -> str:
+    """The path, with a trailing ``/`` for a folder."""
+    return s.path + "/" if s.folder and not s.path.endswith("/") else s.path
+
+
 def render_text(result: ScanResult, console: Console, *, notes: bool = True) -> None:
-    """Print the scan to ``console``: files and verdicts, issues, errors, a summary line.
+    """Print the scan to ``console``: files and verdicts, issues, errors, skipped paths,
+    a summary line.
 
     Parameters
     ----------
@@ -339,6 +359,7 @@ def _policy_json(policy: Policy | None) -> dict[str, Any] | None:
         "deny": sorted(policy.deny),
         "force": policy.force,
         "max_file_bytes": policy.max_file_bytes,
+        "exclude": list(policy.exclude),
     }
 
 
@@ -358,8 +379,9 @@ def to_json(result: ScanResult, *, policy: Policy | None = None) -> dict[str, An
         JSON-serialisable: ``schema_version``, ``tool``, ``allowlist_version``,
         ``verdict``, ``exit_code``, ``summary``, ``policy``, ``files`` (path, format,
         verdict, issues with rule id, severity, location, construct, message, ATLAS
-        and OWASP ids; errors, notes, globals, bytes scanned, seconds) and ``errors``
-        (paths that could not be scanned).
+        and OWASP ids; errors, notes, globals, bytes scanned, seconds), ``errors``
+        (paths that could not be scanned) and ``skipped`` (path, reason, and whether a
+        whole folder was skipped).
     """
     return {
         "schema_version": SCAN_SCHEMA_VERSION,
@@ -371,6 +393,9 @@ def to_json(result: ScanResult, *, policy: Policy | None = None) -> dict[str, An
         "policy": _policy_json(policy),
         "files": [_file_json(f) for f in result.files],
         "errors": list(result.errors),
+        "skipped": [
+            {"path": s.path, "reason": s.reason, "folder": s.folder} for s in result.skipped
+        ],
     }
 
 
@@ -490,8 +515,10 @@ def _sarif_result(
     }
 
 
-def _notification(text: str, uri: str | None = None, index: int | None = None) -> dict[str, Any]:
-    note: dict[str, Any] = {"level": "error", "message": {"text": text}}
+def _notification(
+    text: str, uri: str | None = None, index: int | None = None, *, level: str = "error"
+) -> dict[str, Any]:
+    note: dict[str, Any] = {"level": level, "message": {"text": text}}
     if uri is not None:
         artifact: dict[str, Any] = {"uri": uri}
         if index is not None:
@@ -527,7 +554,9 @@ def to_sarif(
         for low); every file is an ``artifact`` with its verdict and format; every
         file or path that could not be scanned is an ``error`` notification, and the
         invocation's ``executionSuccessful`` is then false, as it is when nothing was
-        scanned. ``invocations[0].exitCode`` is the scan's exit code.
+        scanned. Every skipped path is a ``note`` notification (which does not make
+        the run unsuccessful) and an entry of the invocation's ``skipped`` property
+        (path, reason, folder). ``invocations[0].exitCode`` is the scan's exit code.
     """
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     cwd = Path.cwd()
@@ -573,15 +602,27 @@ def to_sarif(
     ]
     notifications += [_notification(f"Could not scan: {error}") for error in result.errors]
     if not result.files:
-        notifications.append(_notification("Nothing was scanned: no file was found."))
+        what = "every file found was skipped" if result.skipped else "no file was found"
+        notifications.append(_notification(f"Nothing was scanned: {what}."))
 
     complete = bool(result.files) and not notifications
+    notifications += [
+        _notification(f"Skipped {_skipped_path(s)}: {s.reason}", uri_of(s.path), level="note")
+        for s in result.skipped
+    ]
     invocation: dict[str, Any] = {
         "executionSuccessful": complete,
         "exitCode": result.exit_code,
     }
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
+    if result.skipped:
+        invocation["properties"] = {
+            "skipped": [
+                {"path": s.path, "uri": uri_of(s.path), "reason": s.reason, "folder": s.folder}
+                for s in result.skipped
+            ]
+        }
 
     properties: dict[str, Any] = {
         "verdict": _overall(result),

@@ -4,7 +4,9 @@ A file is ``safe`` only when it was scanned completely and nothing was found; it
 ``unsafe`` when any issue was found (even if part of it could not be scanned); it is
 ``error`` when it could not be scanned completely and nothing was found in the part
 that was. "Nothing scanned" is never "safe" (modelscan's lesson: keep issues, errors
-and skipped items apart).
+and skipped items apart): paths the scan deliberately did not read (version-control
+folders, repository text files, ``exclude`` patterns) are listed as
+:class:`SkippedPath` items of their own, never counted as safe files.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "FileResult",
     "ScanIssue",
     "ScanResult",
+    "SkippedPath",
     "Verdict",
 ]
 
@@ -122,6 +125,26 @@ class FileResult:
         return Verdict.SAFE
 
 
+@dataclass(frozen=True)
+class SkippedPath:
+    """A file or folder the scan deliberately did not read.
+
+    Parameters
+    ----------
+    path : str
+        The file or folder on disk.
+    reason : str
+        Why it was skipped, for a person (``"excluded by --exclude *.md"``,
+        ``"version-control metadata (.git folder) ..."``).
+    folder : bool, default=False
+        True when a whole folder was skipped (one entry, not one per file in it).
+    """
+
+    path: str
+    reason: str
+    folder: bool = False
+
+
 @dataclass
 class ScanResult:
     """The scan of one or more paths (directories are expanded to every file in them).
@@ -131,11 +154,17 @@ class ScanResult:
     files : list of FileResult
         One per file, in the order they were scanned (sorted within a directory).
     errors : list of str
-        Problems with the paths themselves (a path that does not exist, an empty directory).
+        Problems with the paths themselves (a path that does not exist, an empty directory,
+        a folder whose files were all skipped).
+    skipped : list of SkippedPath
+        Files and folders deliberately not read (default skips and ``exclude``
+        patterns). They never make a scan fail, and never count as scanned: a scan
+        whose paths were all skipped scanned nothing (exit code 2).
     """
 
     files: list[FileResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    skipped: list[SkippedPath] = field(default_factory=list)
 
     @property
     def issues(self) -> list[ScanIssue]:
@@ -145,7 +174,7 @@ class ScanResult:
     @property
     def exit_code(self) -> int:
         """Fail closed: 1 if any file is unsafe; else 2 if any file or path could not be
-        scanned, or nothing was scanned at all; else 0."""
+        scanned, or nothing was scanned at all; else 0. Skipped paths play no part."""
         if any(f.verdict is Verdict.UNSAFE for f in self.files):
             return EXIT_UNSAFE
         if self.errors or not self.files or any(f.verdict is Verdict.ERROR for f in self.files):

@@ -12,6 +12,12 @@ Symbolic links inside a scanned folder are not followed: a link to a file or fol
 inside the same tree is reported with a note (its target is scanned in its own
 right), and a link that leaves the tree (or dangles) is an error, because a loader
 would follow it to something that was not scanned.
+
+Some paths are skipped and listed apart in :attr:`ScanResult.skipped`, never counted
+as scanned: version-control folders (``.git``, ``.hg``, ``.svn``) and repository text
+files (``README*``, ``LICENSE*``, ``*.md``, ``*.txt`` ... whose content is text in no
+model format and not a pickle) unless ``default_skips=False``, and whatever an
+``exclude`` pattern matches. The rules are in :mod:`mlwarden.supplychain.skips`.
 """
 
 from __future__ import annotations
@@ -21,21 +27,61 @@ import mmap
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 
 from mlwarden._progress import ProgressCallback, report_progress
 from mlwarden.supplychain.policy import Policy
-from mlwarden.supplychain.result import FileResult, ScanResult
+from mlwarden.supplychain.result import FileResult, ScanResult, SkippedPath
 
 # Importing the package mlwarden.supplychain.scan here, before the package
 # ``__init__`` binds the *function* scan, keeps that binding: later (lazy) imports of
 # its submodules only set attributes on the package, never on mlwarden.supplychain.
 from mlwarden.supplychain.scan._context import FileScan, human_bytes
+from mlwarden.supplychain.skips import (
+    DEFAULT_SKIP_FOLDERS,
+    ExcludeRule,
+    doc_file_rule,
+    exclude_rules,
+    excluded,
+)
 
 __all__ = ["scan", "scan_file"]
 
 _DEFAULT_POLICY = Policy()
+
+_SortKey = tuple[int, tuple[str, ...]]
+"""(index of the path argument, parts of the path relative to it): the scan order."""
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A file to scan: a link's note or error, or the text-file name rule it matched."""
+
+    path: Path
+    key: _SortKey
+    link: str | None = None
+    doc: str | None = None
+
+
+class _Skips:
+    """Skipped paths, collected out of order and listed in scan order."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[_SortKey, SkippedPath]] = []
+
+    def add(self, key: _SortKey, path: Path, reason: str, *, folder: bool = False) -> None:
+        self._items.append((key, SkippedPath(str(path), reason, folder)))
+
+    def count(self, arg: int) -> tuple[int, int]:
+        """(files, folders) skipped under path argument ``arg``."""
+        mine = [s for k, s in self._items if k[0] == arg]
+        folders = sum(s.folder for s in mine)
+        return len(mine) - folders, folders
+
+    def sorted(self) -> list[SkippedPath]:
+        return [s for _, s in sorted(self._items, key=lambda item: item[0])]
 
 
 def scan_file(path: str | Path, *, policy: Policy | None = None) -> FileResult:
@@ -59,67 +105,91 @@ def scan_file(path: str | Path, *, policy: Policy | None = None) -> FileResult:
     return _scan_one(Path(path), policy)[0]
 
 
-def _scan_one(p: Path, policy: Policy | None) -> tuple[FileResult, list[str]]:
-    """The file's result and the external data files it makes its loader read."""
+def _scan_one(
+    p: Path, policy: Policy | None, doc: str | None = None
+) -> tuple[FileResult, list[str], str | None]:
+    """The file's result, the external data files it makes its loader read, and why it
+    was skipped (only for a file whose name matched the text-file rule ``doc``)."""
     pol = policy if policy is not None else _DEFAULT_POLICY
     result = FileResult(path=str(p))
     ctx = FileScan(str(p), pol, result)
     start = perf_counter()
+    skip: str | None = None
     try:
-        _scan_into(ctx, p)
+        skip = _scan_into(ctx, p, doc)
     except Exception as exc:  # the last line of defence: a verdict, never a traceback
         ctx.error(f"internal error while scanning ({type(exc).__name__}: {exc})")
     result.seconds = perf_counter() - start
-    return result, ctx.external_data
+    return result, ctx.external_data, skip
 
 
-def _scan_into(ctx: FileScan, p: Path) -> None:
+def _scan_into(ctx: FileScan, p: Path, doc: str | None) -> str | None:
+    """Scan ``p`` into ``ctx``; return a skip reason instead when ``doc`` (the name rule
+    of a repository text file) is given and the content agrees with the name."""
     try:
         st = p.stat()
     except FileNotFoundError:
         ctx.error("no such file" if not os.path.lexists(p) else "dangling symbolic link")
-        return
+        return None
     except OSError as exc:
         ctx.error(f"cannot read the file ({exc.strerror or exc})")
-        return
+        return None
     if stat.S_ISDIR(st.st_mode):
         ctx.error("is a directory; use scan() to scan a folder")
-        return
+        return None
     if not stat.S_ISREG(st.st_mode):
         ctx.error("not a regular file (device, FIFO or socket); not read")
-        return
+        return None
     limit = ctx.policy.max_file_bytes
     if limit is not None and st.st_size > limit:
         ctx.error(
             f"the file is {human_bytes(st.st_size)}, over the policy's max_file_bytes "
             f"({human_bytes(limit)}); not scanned"
         )
-        return
+        return None
     if st.st_size == 0:
+        if doc is not None:
+            return f"empty repository text file (name matches {doc})"
         ctx.result.format = "empty"
         ctx.error("the file is empty")
-        return
+        return None
     from mlwarden.supplychain.scan.dispatch import dispatch
 
     try:
         fh = p.open("rb")
     except OSError as exc:
         ctx.error(f"cannot read the file ({exc.strerror or exc})")
-        return
+        return None
     with fh:
         try:
             mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
             ctx.error(f"cannot map the file into memory ({exc})")
-            return
+            return None
         view = memoryview(mm)
         try:
-            ctx.result.format = dispatch(ctx, view, path=p, fileobj=fh)
+            decision = "scan"
+            if doc is not None:
+                from mlwarden.supplychain.skips import text_file_decision
+
+                decision = text_file_decision(view, path=ctx.path, policy=ctx.policy)
+            if decision == "skip":
+                return (
+                    f"repository text file (name matches {doc}): its content is text, "
+                    "in no model format and not a pickle"
+                )
+            if decision == "pickle":
+                from mlwarden.supplychain.scan.pickles import scan_pickle_file
+
+                ctx.result.format = scan_pickle_file(ctx, view)
+            else:
+                ctx.result.format = dispatch(ctx, view, path=p, fileobj=fh)
         finally:
             view.release()
             # A view still referenced (in a traceback) keeps the map open until freed.
             with contextlib.suppress(BufferError):
                 mm.close()
+    return None
 
 
 def scan(
@@ -127,6 +197,8 @@ def scan(
     *,
     policy: Policy | None = None,
     progress: ProgressCallback | None = None,
+    exclude: str | Sequence[str] | None = None,
+    default_skips: bool = True,
 ) -> ScanResult:
     """Scan files and folders (recursively) and return every file's verdict.
 
@@ -134,50 +206,111 @@ def scan(
     ----------
     paths : str, Path or sequence of them
         Files and folders. Folders are walked recursively in sorted order; every
-        file found gets a :class:`FileResult`.
+        file found gets a :class:`FileResult` unless it is skipped.
     policy : Policy or None
-        Extra allowed / denied globals and size limits.
+        Extra allowed / denied globals, size limits and ``exclude`` patterns.
     progress : callable or None
         ``progress(task, done, total)`` after each file.
+    exclude : str, sequence of str or None
+        Glob patterns of files and folders not to read (``--exclude``), matched
+        against the path relative to the scanned folder (POSIX form; for a path given
+        here, the path as given) and against the name; ``*`` crosses ``/`` and ``**/``
+        may match no folder. The exact rule is in :mod:`mlwarden.supplychain.skips`.
+        Added to the policy's ``exclude`` patterns.
+    default_skips : bool, default=True
+        Skip version-control folders (``.git``, ``.hg``, ``.svn``) and repository text
+        files (``README*``, ``LICENSE*``, ``*.md``, ``*.txt`` ...) whose content is
+        text in no model format and not a pickle (content beats name: a pickle named
+        ``README.md`` is scanned like any other). False scans every file.
 
     Returns
     -------
     ScanResult
-        ``files`` in scan order and ``errors`` for paths that do not exist and
-        folders with no files; :attr:`ScanResult.exit_code` is the CI gate.
+        ``files`` in scan order, ``skipped`` (every path not read, with the reason),
+        and ``errors`` for paths that do not exist, folders with no files and folders
+        whose files were all skipped; :attr:`ScanResult.exit_code` is the CI gate.
+        Skipped paths never make a scan fail, but a scan that read nothing at all
+        exits 2.
+
+    Raises
+    ------
+    InvalidParameterError
+        If an ``exclude`` pattern (here or in the policy) is not a non-empty string.
 
     Examples
     --------
     >>> from mlwarden.supplychain import scan
-    >>> scan("models/").exit_code  # doctest: +SKIP
+    >>> scan("models/", exclude=["examples/*"]).exit_code  # doctest: +SKIP
     0
     """
+    rules = exclude_rules(exclude, policy)
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     result = ScanResult()
-    todo: list[tuple[Path, str | None]] = []  # (path, note or error for a link)
-    for raw in items:
+    skips = _Skips()
+    todo: list[_Item] = []
+    walked: dict[int, Path] = {}  # folder arguments whose files are in todo
+    for arg, raw in enumerate(items):
         p = Path(raw)
+        key: _SortKey = (arg, ())
         if not os.path.lexists(p):
             result.errors.append(f"{p}: no such file or directory")
+            continue
+        reason = excluded(rules, p.as_posix(), p.name)
+        if reason is not None:
+            skips.add(key, p, reason, folder=p.is_dir())
         elif p.is_dir():
-            found = _walk(p, result.errors)
-            if not found:
+            if default_skips and p.name in DEFAULT_SKIP_FOLDERS and not p.is_symlink():
+                skips.add(key, p, _vcs_reason(p.name), folder=True)
+                continue
+            found = _walk(p, arg, result.errors, skips, rules, default_skips)
+            if found or skips.count(arg) != (0, 0):
+                walked[arg] = p
+            else:
                 result.errors.append(f"{p}: the directory holds no files to scan")
             todo.extend(found)
         else:
-            todo.append((p, None))
+            doc = doc_file_rule(p.name) if default_skips and not p.is_symlink() else None
+            todo.append(_Item(p, key, doc=doc))
     total = len(todo)
     external: dict[str, str] = {}  # data file -> model that reads it
-    for done, (p, link) in enumerate(todo, start=1):
-        if link is None:
-            file_result, refs = _scan_one(p, policy)
-            result.files.append(file_result)
-            external.update((r, str(p)) for r in refs)
+    scanned: set[int] = set()  # path arguments with a file in result.files
+    for done, item in enumerate(todo, start=1):
+        if item.link is None:
+            file_result, refs, skip = _scan_one(item.path, policy, item.doc)
+            if skip is not None:
+                skips.add(item.key, item.path, skip)
+            else:
+                result.files.append(file_result)
+                external.update((r, str(item.path)) for r in refs)
+                scanned.add(item.key[0])
         else:
-            result.files.append(_link_result(p, link))
-        report_progress(progress, f"scan {p}", done, total)
+            result.files.append(_link_result(item.path, item.link))
+            scanned.add(item.key[0])
+        report_progress(progress, f"scan {item.path}", done, total)
+    for arg, folder in walked.items():  # a folder whose every file was skipped
+        if arg not in scanned:
+            result.errors.append(f"{folder}: nothing to scan: {_skipped_text(*skips.count(arg))}")
+    result.skipped = skips.sorted()
     _claim_external_data(result.files, external)
+    if not result.files and not result.errors and result.skipped:
+        n_folders = sum(s.folder for s in result.skipped)
+        what = _skipped_text(len(result.skipped) - n_folders, n_folders)
+        result.errors.append(f"nothing to scan: {what}")
     return result
+
+
+def _vcs_reason(name: str) -> str:
+    return f"version-control metadata ({name} folder): no model loader reads it"
+
+
+def _skipped_text(n_files: int, n_folders: int) -> str:
+    """``"3 files skipped"``, ``"2 files and 1 folder skipped"``."""
+    parts = [
+        f"{n} {word if n == 1 else word + 's'}"
+        for n, word in ((n_files, "file"), (n_folders, "folder"))
+        if n
+    ]
+    return " and ".join(parts) + " skipped"
 
 
 def _claim_external_data(files: list[FileResult], external: dict[str, str]) -> None:
@@ -199,10 +332,18 @@ def _claim_external_data(files: list[FileResult], external: dict[str, str]) -> N
         )
 
 
-def _walk(root: Path, errors: list[str]) -> list[tuple[Path, str | None]]:
-    """Every file under ``root``, sorted by path; symbolic links are not followed.
-    Folders that cannot be listed are added to ``errors`` (never skipped silently)."""
-    out: list[tuple[Path, str | None]] = []
+def _walk(
+    root: Path,
+    arg: int,
+    errors: list[str],
+    skips: _Skips,
+    rules: Sequence[ExcludeRule],
+    default_skips: bool,
+) -> list[_Item]:
+    """Every file under ``root`` to scan, sorted by path; symbolic links are not
+    followed. Folders that cannot be listed are added to ``errors`` (never skipped
+    silently); excluded and default-skipped folders and files go to ``skips``."""
+    out: list[_Item] = []
     base = root.resolve()
 
     def unreadable(exc: OSError) -> None:
@@ -211,15 +352,32 @@ def _walk(root: Path, errors: list[str]) -> list[tuple[Path, str | None]]:
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         dirnames.sort()
         here = Path(dirpath)
+        rel_here = here.relative_to(root).parts
         links = [d for d in dirnames if (here / d).is_symlink()]
-        dirnames[:] = [d for d in dirnames if d not in links]
+        kept: list[str] = []
+        for d in dirnames:
+            if d in links:
+                continue
+            key: _SortKey = (arg, (*rel_here, d))
+            reason = excluded(rules, "/".join(key[1]), d)
+            if reason is None and default_skips and d in DEFAULT_SKIP_FOLDERS:
+                reason = _vcs_reason(d)
+            if reason is not None:
+                skips.add(key, here / d, reason, folder=True)
+            else:
+                kept.append(d)
+        dirnames[:] = kept
         for name in sorted([*filenames, *links]):
             p = here / name
-            if p.is_symlink():
-                out.append((p, _classify_link(p, base)))
+            key = (arg, (*rel_here, name))
+            reason = excluded(rules, "/".join(key[1]), name)
+            if reason is not None:
+                skips.add(key, p, reason, folder=name in links)
+            elif p.is_symlink():
+                out.append(_Item(p, key, link=_classify_link(p, base)))
             else:
-                out.append((p, None))
-    out.sort(key=lambda item: item[0].relative_to(root).parts)
+                out.append(_Item(p, key, doc=doc_file_rule(name) if default_skips else None))
+    out.sort(key=lambda item: item.key)
     return out
 
 

@@ -35,7 +35,7 @@ def test_all_benign_folder_exits_0(tmp_path: Path) -> None:
 def test_one_malicious_file_exits_1(tmp_path: Path) -> None:
     root = benign_dir(tmp_path / "m")
     (root / "sub" / "evil.bin").write_bytes(payload_pickle(tmp_path))
-    (root / "unknown.txt").write_text("not a model")  # unsafe wins over error
+    (root / "unknown.dat").write_text("not a model")  # unsafe wins over error
     r = scan(root)
     assert r.exit_code == EXIT_UNSAFE
     assert [i.rule_id for i in r.issues] == ["MLW-SUP-001"]
@@ -44,7 +44,7 @@ def test_one_malicious_file_exits_1(tmp_path: Path) -> None:
 
 def test_one_unknown_file_exits_2(tmp_path: Path) -> None:
     root = benign_dir(tmp_path / "m")
-    (root / "notes.txt").write_text("hello")
+    (root / "notes.dat").write_text("hello")  # a .txt would be skipped
     r = scan(root)
     assert r.exit_code == EXIT_ERROR
     bad = [f for f in r.files if f.errors]

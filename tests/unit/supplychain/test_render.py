@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from mlwarden.findings.taxonomy import Severity
-from mlwarden.supplychain import FileResult, Policy, ScanIssue, ScanResult
+from mlwarden.supplychain import FileResult, Policy, ScanIssue, ScanResult, SkippedPath
 from mlwarden.supplychain.render import (
     SCAN_SCHEMA_VERSION,
     load_scan_schema,
@@ -90,6 +90,17 @@ CASES = {
         files=[FileResult(path="x.bin", errors=["x.bin: unknown format"])]
     ),
     "path_error_only": lambda: ScanResult(errors=["nothing/: empty directory"]),
+    "safe_with_skips": lambda: ScanResult(
+        files=[FileResult(path="repo/model.safetensors", format="safetensors")],
+        skipped=[
+            SkippedPath("repo/.git", "version-control metadata (.git folder)", folder=True),
+            SkippedPath("repo/README.md", "repository text file (name matches README*)"),
+        ],
+    ),
+    "only_skipped": lambda: ScanResult(
+        errors=["repo: nothing to scan: 1 file skipped"],
+        skipped=[SkippedPath("repo/README.md", "repository text file")],
+    ),
 }
 
 
@@ -132,11 +143,13 @@ def test_json_content() -> None:
         "unsafe": 1,
         "error": 1,
         "path_errors": 1,
+        "skipped": 0,
         "issues": 2,
         "severities": {"critical": 1, "high": 1, "medium": 0, "low": 0, "info": 0},
     }
     assert doc["policy"] == {"allow": ["a.A", "b.B"], "deny": [], "force": False,
-                             "max_file_bytes": None}  # fmt: skip
+                             "max_file_bytes": None, "exclude": []}  # fmt: skip
+    assert doc["skipped"] == []
     assert [f["verdict"] for f in doc["files"]] == ["safe", "unsafe", "error"]
     evil = doc["files"][1]
     assert evil["format"] == "pytorch-zip"
@@ -385,3 +398,70 @@ def test_json_text_is_stable() -> None:
     a: Any = json.loads(render_json(_mixed()))
     b: Any = json.loads(render_json(_mixed()))
     assert a == b
+
+
+# --------------------------------------------------------------------------- skipped
+
+
+def test_skipped_paths_in_every_renderer() -> None:
+    result = CASES["safe_with_skips"]()
+    assert result.exit_code == 0  # skipped paths never fail a scan
+    doc = to_json(result)
+    assert doc["summary"]["skipped"] == 2 and doc["summary"]["files"] == 1
+    assert doc["skipped"] == [
+        {"path": "repo/.git", "reason": "version-control metadata (.git folder)", "folder": True},
+        {"path": "repo/README.md", "reason": "repository text file (name matches README*)",
+         "folder": False},
+    ]  # fmt: skip
+    out = text_report(result)
+    assert "Skipped (2)" in out
+    assert "repo/.git/" in out and "repo/README.md" in out and "name matches README*" in out
+    assert out.splitlines()[-1] == "SAFE: 1 file scanned, all safe, 2 skipped. Exit code 0."
+    run = to_sarif(result)["runs"][0]
+    invocation = run["invocations"][0]
+    assert invocation["executionSuccessful"] is True  # a skip is not a failure
+    notes = invocation["toolExecutionNotifications"]
+    assert [n["level"] for n in notes] == ["note", "note"]
+    assert notes[1]["message"]["text"].startswith("Skipped repo/README.md: ")
+    assert notes[1]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "repo/README.md"
+    )
+    assert [s["path"] for s in invocation["properties"]["skipped"]] == [
+        "repo/.git", "repo/README.md"
+    ]  # fmt: skip
+    assert run["properties"]["summary"]["skipped"] == 2
+    assert [a["location"]["uri"] for a in run["artifacts"]] == ["repo/model.safetensors"]
+
+
+def test_only_skipped_is_an_error_everywhere() -> None:
+    result = CASES["only_skipped"]()
+    assert result.exit_code == 2
+    assert to_json(result)["verdict"] == "error"
+    last = text_report(result).splitlines()[-1]
+    assert last.startswith("ERROR: nothing was scanned") and "1 skipped" in last
+    invocation = to_sarif(result)["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    levels = [n["level"] for n in invocation["toolExecutionNotifications"]]
+    assert "error" in levels and "note" in levels
+
+
+def test_schema_1_1_skipped_items_are_checked(
+    scan_validator: jsonschema.Draft202012Validator,
+) -> None:
+    assert SCAN_SCHEMA_VERSION == "1.1"
+    doc = to_json(CASES["safe_with_skips"](), policy=Policy(exclude=("docs/*",)))
+    scan_validator.validate(doc)
+    assert doc["policy"]["exclude"] == ["docs/*"]
+    for edit in (
+        lambda d: d["skipped"][0].pop("reason"),
+        lambda d: d["skipped"][0].update(folder="yes"),
+        lambda d: d["skipped"][0].update(extra=1),
+        lambda d: d["summary"].update(skipped=-1),
+    ):
+        broken = copy.deepcopy(doc)
+        edit(broken)
+        assert list(scan_validator.iter_errors(broken))
+    # 1.1 only adds optional fields: a document without them still validates
+    older = copy.deepcopy(doc)
+    del older["skipped"], older["summary"]["skipped"], older["policy"]["exclude"]
+    scan_validator.validate(older)

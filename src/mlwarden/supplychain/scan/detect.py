@@ -80,6 +80,12 @@ def detect(data: memoryview) -> Detected:
         return Detected("pickle")
     codec = compression(head)
     if codec is not None:
+        # A zlib header is two bytes with a checksum; "(S" (MARK, STRING: a protocol-0
+        # pickle) and a few other opcode pairs pass it. A stream whose opcodes parse is
+        # a pickle: pickle.load reads it as one, and zlib-reading loaders (joblib) only
+        # take the 0x78 header, which is no pickle opcode.
+        if codec == "zlib" and looks_like_pickle(bytes(data[: 1 << 16])):
+            return Detected("pickle")
         return Detected("compressed", codec)
     if bytes(data[257:262]) == b"ustar":
         return Detected("tar")
