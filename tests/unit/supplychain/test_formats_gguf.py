@@ -13,6 +13,7 @@ from tests.supplychain_corpus import (
     SSTI_TEMPLATE,
     _gguf_kvs,
     gguf_bytes,
+    payload_pickle,
     rules_of,
     scan_bytes,
 )
@@ -161,3 +162,27 @@ def test_oversized_template_is_not_waved_through(tmp_path: Path) -> None:
     r = scan_bytes(tmp_path, gguf_bytes(_gguf_kvs(big)))
     assert r.verdict.value == "error"
     assert "too large to check" in r.errors[0]
+
+
+def test_stand_alone_jinja_chat_templates_are_checked(tmp_path: Path) -> None:
+    """Hugging Face's ``chat_template.jinja``: benign passes, SSTI is caught, and content
+    still beats the name (a pickle called .jinja is scanned as a pickle)."""
+    from mlwarden.supplychain import scan, scan_file
+
+    benign = tmp_path / "benign" / "chat_template.jinja"
+    benign.parent.mkdir()
+    benign.write_text("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}")
+    bad = tmp_path / "bad" / "chat_template.jinja"
+    bad.parent.mkdir()
+    bad.write_text(SSTI_TEMPLATE)
+    ok = scan_file(benign)
+    assert (ok.verdict.value, ok.format) == ("safe", "jinja-template")
+    flagged = scan_file(bad)
+    assert flagged.verdict.value == "unsafe"
+    assert {i.rule_id for i in flagged.issues} == {"MLW-SUP-007"}
+    assert scan(benign.parent).exit_code == 0
+    assert scan(bad.parent).exit_code == 1
+    disguised = tmp_path / "template.j2"
+    disguised.write_bytes(payload_pickle(tmp_path))
+    assert scan_file(disguised).verdict.value == "unsafe"
+    assert scan_file(disguised).format.startswith("pickle")

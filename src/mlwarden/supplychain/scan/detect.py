@@ -23,7 +23,8 @@ __all__ = ["SUPPORTED", "Detected", "detect", "looks_like_pickle"]
 SUPPORTED = (
     "pickle, joblib (incl. joblib<0.10 ZF files), PyTorch (zip, legacy and tar "
     "checkpoints, TorchScript), NumPy .npy/.npz, safetensors, ONNX, Keras (.keras, .h5), "
-    "GGUF, skops, JSON configs and tokenizer files, and gzip/bz2/xz/lzma/zlib-compressed "
+    "GGUF, skops, JSON configs and tokenizer files, Jinja chat templates (.jinja), and "
+    "gzip/bz2/xz/lzma/zlib-compressed "
     "pickle or joblib files"
 )
 """The formats :func:`detect` recognises, for "unknown format" messages."""

@@ -80,6 +80,10 @@ def dispatch(
         return "gguf"
     if kind == "tar":
         return pytorch.scan_torch_tar(ctx, data)
+    jinja = path is not None and not container and path.suffix.lower() in JINJA_SUFFIXES
+    if kind == "json" and jinja:  # "{% for ... %}" starts like JSON
+        gguf.scan_template_file(ctx, data, path.name if path is not None else "template")
+        return "jinja-template"
     if kind == "json":
         jsonfile.scan_json(ctx, data)
         return "json"
@@ -104,8 +108,16 @@ def dispatch(
             return scan_zip(ctx, zv, depth=depth)
         finally:
             zv.close()
+    if jinja and path is not None:
+        gguf.scan_template_file(ctx, data, path.name)
+        return "jinja-template"
     ctx.error(f"unknown format: {inside}{found.detail}; supported: {SUPPORTED}")
     return "unknown"
+
+
+JINJA_SUFFIXES = (".jinja", ".jinja2", ".j2")
+"""Stand-alone chat templates (Hugging Face's ``chat_template.jinja``), checked by name
+once the content is none of the binary formats."""
 
 
 def scan_zip(ctx: FileScan, zv: ZipView, *, prefix: str = "", depth: int = 0) -> str:

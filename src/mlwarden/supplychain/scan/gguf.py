@@ -270,6 +270,31 @@ def _report(ctx: FileScan, key: str, text: str) -> None:
         )
 
 
+def scan_template_file(ctx: FileScan, data: memoryview, name: str) -> None:
+    """A stand-alone Jinja chat template (``chat_template.jinja``): the same checks as a
+    template inside GGUF metadata or a tokenizer config."""
+    if len(data) > MAX_TEMPLATE:
+        ctx.error(
+            f"a chat template of {human_bytes(len(data))}, over the "
+            f"{human_bytes(MAX_TEMPLATE)} limit"
+        )
+        return
+    try:
+        text = bytes(data).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        ctx.error(f"unknown format: a .jinja file that is not UTF-8 text (byte {exc.start})")
+        return
+    ctx.add_scanned(len(data))
+    for construct, why in check_template(text):
+        ctx.issue(
+            RULE_GGUF_TEMPLATE,
+            name,
+            construct,
+            f"the chat template {why}; rendered outside a sandbox this runs Python code.",
+        )
+    ctx.note("Jinja chat template (checked for access to Python internals)")
+
+
 def check_template(text: str) -> list[tuple[str, str]]:
     """What in a Jinja2 chat template reaches Python internals.
 
