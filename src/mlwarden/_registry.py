@@ -35,6 +35,7 @@ def register(kind: str, name: str) -> Callable[[T], T]:
 
 def _load_builtins() -> None:
     # Importing the family packages runs their @register lines.
+    import mlwarden.data.checks
     import mlwarden.data.rules
     import mlwarden.evasion.checks
     import mlwarden.poisoning.checks

@@ -126,3 +126,34 @@ def test_pii_command(tmp_path: Path, table: Path) -> None:
     }
     res = invoke("data", "pii", tmp_path / "nope.csv")
     assert res.exit_code == 2 and "file not found" in res.output
+
+
+def test_audit_verifies_the_data_against_its_manifest(
+    keys: dict[str, Path], table: Path, tmp_path: Path
+) -> None:
+    """``mlwarden audit --data-key`` adds the data.manifest check: a changed row fails it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlwarden.data import load_dataset
+    from mlwarden.models import save_skops
+
+    ds = load_dataset(table, label="is_fraud")
+    model = save_skops(LogisticRegression(max_iter=200).fit(ds.X, ds.y), tmp_path / "m.skops")
+    assert invoke("data", "sign", table, "--key", keys["key"]).exit_code == 0
+    base = ("audit", "--model", model, "--data", table, "--label", "is_fraud",
+            "--checks", "data", "--out", tmp_path / "r", "--data-key", keys["key.pub"])  # fmt: skip
+    ok = invoke(*base)
+    assert ok.exit_code == 0, ok.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [f["rule_id"] for f in report["findings"] if not f["passed"]] == []
+    lines = table.read_text().splitlines()
+    lines[5], lines[6] = lines[6], lines[5]  # two rows swapped
+    table.write_text("\n".join(lines) + "\n")
+    bad = invoke(*base)
+    assert bad.exit_code == 1, bad.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    (failed,) = [f for f in report["findings"] if not f["passed"]]
+    assert failed["rule_id"] == "MLW-DAT-003"
+    missing = invoke(*base[:-1], tmp_path / "nope.pub")
+    assert missing.exit_code == 2
+    assert "nope.pub" in missing.output

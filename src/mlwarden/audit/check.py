@@ -55,6 +55,9 @@ class Check(ABC):
     summary: ClassVar[str] = ""
     needs: ClassVar[str] = ""
     """What the check needs from a model, in words, when ``requires`` does not say it all."""
+    per_data: ClassVar[bool] = False
+    """True for checks of the data alone (not of a model): the audit runs them once per
+    data set, with the first model they apply to, instead of once per model."""
 
     # ------------------------------------------------------------ parameters
     @classmethod

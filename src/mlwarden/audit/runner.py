@@ -34,7 +34,8 @@ def available_checks(family: str | None = None) -> list[str]:
 
 
 def expand_checks(checks: Iterable[str] | str | None) -> list[str]:
-    """Expand check names and family names (``"evasion"``) into registered check names.
+    """Expand check names, family names (``"evasion"``) and name prefixes (``"data"`` for
+    ``data.pii`` and ``data.manifest``) into registered check names.
 
     ``None`` selects every registered check; a string may be comma-separated.
     """
@@ -51,6 +52,8 @@ def expand_checks(checks: Iterable[str] | str | None) -> list[str]:
                     f"no checks are available yet for the {item!r} family; "
                     f"available: {', '.join(available_checks())}"
                 )
+        elif any(n.startswith(f"{item}.") for n in available_checks()):
+            expanded = [n for n in available_checks() if n.startswith(f"{item}.")]
         else:
             _registry.get("check", item)  # raises with the list of valid names
             expanded = [item]
@@ -176,11 +179,16 @@ def audit(
     check_list = resolve_checks(checks, check_params)
     report = Report(seed=int(random_state), title=title, data=data.describe())
     plan: list[tuple[Target, Check]] = []
+    data_checks: set[str] = set()
     for target in target_list:
         _check_fit(target, data)
         report.targets.append(target.describe())
         for check in check_list:
             report.params[check.id] = check.get_params()
+            if check.per_data:
+                if check.id in data_checks:
+                    continue  # a check of the data alone runs (or skips) once, not per model
+                data_checks.add(check.id)
             reason = check.skip_reason(target, data)
             if reason is not None:
                 report.skipped.append({"check": check.id, "target": target.name, "reason": reason})

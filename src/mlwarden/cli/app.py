@@ -197,6 +197,18 @@ def audit(
             "--signature", help="Signature of each --model, in order (default: MODEL.sig)."
         ),
     ] = None,
+    data_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-key",
+            help="Verify the --data file against its signed manifest (mlwarden data sign) "
+            "with this public key: adds the data.manifest check (MLW-DAT-003).",
+        ),
+    ] = None,
+    data_manifest: Annotated[
+        Path | None,
+        typer.Option("--data-manifest", help="The data's manifest (default: DATA.manifest.json)."),
+    ] = None,
 ) -> None:
     """Audit model files on a data set and write report.json/html/sarif and junit.xml."""
     with _friendly_errors():
@@ -218,6 +230,8 @@ def audit(
             if train_data is not None
             else None
         )
+        if data_key is not None and "data.manifest" not in expand_checks(checks):
+            checks = f"{checks},data.manifest"
         params: dict[str, dict[str, Any]] = {}
         for name in expand_checks(checks):
             accepted = _registry.get("check", name)._param_names()  # type: ignore[attr-defined]
@@ -228,6 +242,11 @@ def audit(
                 "attribute": sensitive,
             }
             params[name] = {k: v for k, v in given.items() if v is not None and k in accepted}
+        if data_key is not None:
+            params["data.manifest"] = {
+                "key": str(data_key),
+                "manifest": None if data_manifest is None else str(data_manifest),
+            }
         selected = resolve_checks(checks, params)
         targets = []
         for path in model:

@@ -30,15 +30,17 @@ class Boom(Check):
 def test_family_names_expand_to_registered_checks():
     assert expand_checks("evasion") == ["evasion.blackbox", "evasion.decision", "evasion.whitebox"]
     assert expand_checks("privacy") == [
-        "privacy.attribute", "privacy.dp", "privacy.inversion", "privacy.membership",
+        "data.pii", "privacy.attribute", "privacy.dp", "privacy.inversion", "privacy.membership",
     ]  # fmt: skip
+    # A name prefix selects its checks too, whatever their threat families.
+    assert expand_checks("data") == ["data.manifest", "data.pii"]
     assert expand_checks("evasion.whitebox, evasion") == [
         "evasion.whitebox", "evasion.blackbox", "evasion.decision",
     ]  # fmt: skip
     with pytest.raises(InvalidParameterError, match=r"available: .*evasion\.whitebox"):
         expand_checks("evasion.nope")
     with pytest.raises(InvalidParameterError, match="no checks are available yet"):
-        expand_checks("theft")
+        expand_checks("deployment")
     with pytest.raises(InvalidParameterError, match="not selected"):
         resolve_checks("evasion.whitebox", {"evasion.blackbox": {"eps": 0.1}})
 
