@@ -12,7 +12,8 @@ subclass also inherits the builtin exception a caller would naturally catch, so
     │   └── DataFileError (DataError)           a data file cannot be found or parsed
     ├── ModelLoadError (ValueError)             a model file is missing, corrupt or unsupported
     │   └── UnsafeModelError (ModelLoadError)   a model file format that can run code was refused
-    └── IncompatibleModelError (ValueError)     model and data disagree (classes, feature count)
+    ├── IncompatibleModelError (ValueError)     model and data disagree (classes, feature count)
+    └── RemoteTargetError (OSError)             a prediction URL failed (HTTP, timeout, reply)
 
 The CLI turns each of these into a one-line message and exit code 2.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "MissingDependencyError",
     "MlwardenError",
     "ModelLoadError",
+    "RemoteTargetError",
     "UnsafeModelError",
 ]
 
@@ -66,3 +68,7 @@ class UnsafeModelError(ModelLoadError):
 
 class IncompatibleModelError(MlwardenError, ValueError):
     """A model and a data set do not fit together (class labels, number of features)."""
+
+
+class RemoteTargetError(MlwardenError, OSError):
+    """A prediction endpoint failed: HTTP error, timeout, or a reply of the wrong shape."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import pickle
@@ -36,6 +37,8 @@ def _fast(name: str) -> dict[str, object]:
         "trainer": SklearnTrainer(LogisticRegression()),
         "max_records": 60,
         "attribute": "flag",
+        "budgets": (25, 50),
+        "key": str(_data_key()[1]),
     }
     return {k: v for k, v in small.items() if k in accepted}
 
@@ -46,6 +49,26 @@ def test_there_are_checks_and_every_family_package_registers():
 
 _DP_RECORD = {"epsilon_prv": 3.0, "delta": 1e-5, "n_samples": 1000, "poisson_sampling": True}
 """What `mlwarden harden dp` records in a model file (the privacy.dp check reads it)."""
+
+
+@functools.cache
+def _data_key() -> tuple[Path, Path]:
+    """An Ed25519 key pair for the data.manifest check's signed test data."""
+    from mlwarden.data import generate_data_key
+
+    root = Path(tempfile.mkdtemp(prefix="mlw-contract-key-"))
+    generate_data_key(root / "data.key", root / "data.pub")
+    return root / "data.key", root / "data.pub"
+
+
+def _data_file(data) -> str:
+    """The data written to a CSV and signed (the data checks read the file)."""
+    from mlwarden.data import sign_dataset, write_table
+
+    path = Path(tempfile.mkdtemp(prefix="mlw-contract-")) / "data.csv"
+    write_table(data, path, label="label")
+    sign_dataset(path, key=_data_key()[0])
+    return str(path)
 
 
 def _model_file() -> str:
@@ -64,13 +87,17 @@ def runnable(name: str, n: int = 200):
         Capability.LABELS | Capability.SCORES,
         Capability.LABELS,
     ):
-        for source, image in itertools.product((None, _model_file()), (False, True)):
+        for source, image, on_disk in itertools.product(
+            (None, _model_file()), (False, True), (False, True)
+        ):
             target, data = linear_problem(n=n)
             target.caps = caps
             target.source = source
             target.training = {"differential_privacy": _DP_RECORD}
             if image:  # the rows seen as 1 x 5 images (model inversion needs image data)
                 data = dataclasses.replace(data, image_shape=(1, data.n_features))
+            if on_disk:  # the data checks read the data's file
+                data = dataclasses.replace(data, source=_data_file(data))
             if cls(**_fast(name)).skip_reason(target, data) is None:
                 return target, data
     raise AssertionError(f"no test target satisfies {name}")
@@ -120,6 +147,9 @@ def test_bad_numeric_parameters_raise_before_any_query(name):
     numeric = [
         k for k, v in defaults.items() if isinstance(v, int | float) and not isinstance(v, bool)
     ]
+    if name == "data.manifest":  # a signature check: no budget or threshold to tune
+        assert not numeric
+        return
     assert numeric, "checks expose numeric parameters (budgets, thresholds)"
     for key in numeric:
         check = cls(**{**_fast(name), key: math.nan})

@@ -20,6 +20,7 @@ import numpy as np
 
 from mlwarden._progress import ProgressCallback
 from mlwarden._registry import register
+from mlwarden._validation import check_int, check_number
 from mlwarden.audit.check import Check, CheckResult
 from mlwarden.data.dataset import Dataset
 from mlwarden.data.rules import RULE_MANIFEST, RULE_PII_COLUMN_NAME, RULE_PII_VALUES
@@ -67,10 +68,8 @@ class PiiCheck(Check):
         return None
 
     def validate(self, target: Target, data: Dataset) -> None:
-        if isinstance(self.sample_rows, bool) or not isinstance(self.sample_rows, int):
-            raise InvalidParameterError(
-                f"check {self.id!r}: sample_rows must be an int, got {self.sample_rows!r}"
-            )
+        check_int(self.id, "sample_rows", self.sample_rows, minimum=1)
+        check_number(self.id, "min_fraction", self.min_fraction, low=0, low_open=True, high=1)
         self.require_applicable(target, data)
 
     def run(

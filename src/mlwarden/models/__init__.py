@@ -40,6 +40,7 @@ _LAZY = {
     "TorchTarget": "mlwarden.models.torch",
     "save_torchscript": "mlwarden.models.torch",
     "OnnxTarget": "mlwarden.models.onnx",
+    "RemoteTarget": "mlwarden.models.remote",
 }
 
 
@@ -64,11 +65,12 @@ def target(obj: Any, **kwargs: Any) -> Target:
     Parameters
     ----------
     obj : object
-        A :class:`Target` (returned as is), a path to a model file
-        (:func:`load_model`), a ``torch.nn.Module`` (:class:`TorchTarget`), an
-        ``onnxruntime.InferenceSession`` or ``onnx.ModelProto`` (:class:`OnnxTarget`),
-        a fitted scikit-learn classifier (:class:`SklearnTarget`), or a plain function
-        (:class:`CallableTarget`, which needs ``n_features=...``).
+        A :class:`Target` (returned as is), an ``http(s)://`` prediction URL
+        (:class:`RemoteTarget`), a path to a model file (:func:`load_model`), a
+        ``torch.nn.Module`` (:class:`TorchTarget`), an ``onnxruntime.InferenceSession``
+        or ``onnx.ModelProto`` (:class:`OnnxTarget`), a fitted scikit-learn classifier
+        (:class:`SklearnTarget`), or a plain function (:class:`CallableTarget`, which
+        needs ``n_features=...``).
     **kwargs
         Passed to the wrapper's constructor (``name=...``, ``input_shape=...``, ...).
 
@@ -89,6 +91,10 @@ def target(obj: Any, **kwargs: Any) -> Target:
                 f"(got {', '.join(sorted(kwargs))})"
             )
         return obj
+    if isinstance(obj, str) and obj.startswith(("http://", "https://")):
+        from mlwarden.models.remote import RemoteTarget
+
+        return RemoteTarget(obj, **kwargs)
     if isinstance(obj, str | Path):
         return load_model(obj, **kwargs)
     if "torch" in sys.modules:
