@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # torch is pinned to the CPU wheel on these machines' disk (see constraints.txt).
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint typecheck pytest fast-test bench-env bench bench-scan bench-privacy clean
+.PHONY: demo test lint typecheck pytest fast-test bench-env bench bench-scan bench-privacy bench-theft bench-poisoning bench-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,15 @@ bench-scan: bench-env
 
 bench-privacy: bench-env
 	$(BENCH_BIN)/python benchmarks/privacy_vs_peers.py
+
+bench-theft: bench-env
+	OMP_NUM_THREADS=1 $(BENCH_BIN)/python benchmarks/theft.py
+
+bench-poisoning: bench-env
+	OMP_NUM_THREADS=1 $(BENCH_BIN)/python benchmarks/poisoning.py
+
+bench-data: bench-env
+	$(BENCH_BIN)/python benchmarks/data_manifest.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) demo-report .mypy_cache .ruff_cache .pytest_cache

@@ -18,7 +18,6 @@ from mlwarden.data import (
 )
 from mlwarden.models import SklearnTarget
 
-
 SCHEMA = FeatureSchema(
     (
         Feature("amount", lower=0, upper=10_000),
