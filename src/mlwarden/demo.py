@@ -87,6 +87,15 @@ def run_demo(
     write_table(train, files["train_data"], label="is_fraud")
     write_table(test, files["test_data"], label="is_fraud")
     data.schema.save(files["schema"])
+    # The test set is signed and read back from its file, as `mlwarden audit --data
+    # test.csv --data-key demo-data.pub` would: the data checks verify it and scan it.
+    from mlwarden.data import load_dataset, sign_dataset
+
+    data_key, data_pub = _data_keys(out)
+    sign_dataset(files["test_data"], key=data_key)
+    test = load_dataset(
+        files["test_data"], label="is_fraud", schema=files["schema"], positive_label=1
+    )
     report_progress(progress, "demo", 1, steps)
 
     # Both models weight the rare fraud class up, as fraud teams do, so that they catch
@@ -170,12 +179,20 @@ def run_demo(
         check_params={
             "privacy.membership": {"members": train},
             "privacy.attribute": {"members": train, "attribute": "distance_from_home_km"},
+            "data.manifest": {"key": str(data_pub)},
+            # Poisoning: retrain the scikit-learn model on poisoned copies of its training
+            # rows (a planted trigger, flipped labels) and measure what the poison buys.
+            "poisoning.backdoor": {"members": train},
+            "poisoning.label-flip": {"members": train},
+            # ... and look for poison in the training rows themselves (data check).
+            "poisoning.training-data": {"members": train},
         },
         random_state=random_state,
         progress=progress,
         title="mlwarden demo: card-fraud models",
     )
     notes += _supply_chain(out, targets, report)
+    notes += _data_security(out, files, report, random_state)
     report_progress(progress, "demo", steps, steps)
     return DemoResult(report=report, files=files, notes=notes)
 
@@ -222,3 +239,106 @@ def _supply_chain(out: Path, targets: list[Any], report: Report) -> list[str]:
         f"Planted a tampered model at {planted} (never loaded): the scanner says "
         f"{scanned.verdict.value} ({', '.join(sorted({i.construct for i in scanned.issues}))})",
     ]
+
+
+def _luhn_complete(digits: list[int]) -> str:
+    """``digits`` plus the Luhn check digit (a number that passes a card-number check)."""
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        d = d * 2 if i % 2 == 0 else d
+        total += d - 9 if d > 9 else d
+    return "".join(map(str, [*digits, (10 - total % 10) % 10]))
+
+
+def _iban_de(rng: np.random.Generator) -> str:
+    """A German-format IBAN whose mod-97 check digits are right (an invented account)."""
+    bban = "".join(map(str, rng.integers(0, 10, 18)))
+    check = 98 - int("".join(str(int(c, 36)) for c in bban + "DE00")) % 97
+    return f"DE{check:02d}{bban}"
+
+
+def _customer_export(path: Path, rng: np.random.Generator, n: int = 300) -> Path:
+    """A CRM export someone dropped next to the training data: invented people, with the
+    kinds of identifiers (emails, card numbers, IBANs, phones, birth dates) that must
+    never reach a training set unreviewed."""
+    import pandas as pd
+
+    first = ["Ana", "Ben", "Chloé", "Dev", "Emil", "Fatima", "Goran", "Hana", "Ivo", "Jana"]
+    last = ["Novak", "Schmidt", "Rossi", "Dubois", "Garcia", "Jansen", "Kowalski", "Silva"]
+    names = [f"{rng.choice(first)} {rng.choice(last)}" for _ in range(n)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.arange(100_000, 100_000 + n),
+            "full_name": names,
+            "email": [f"{nm.split()[0].lower()}.{i}@example.com" for i, nm in enumerate(names)],
+            "phone": [f"+49 30 {rng.integers(1_000_000, 9_999_999)}" for _ in range(n)],
+            "card_number": [
+                _luhn_complete([4, *rng.integers(0, 10, 14).tolist()]) for _ in range(n)
+            ],
+            "iban": [_iban_de(rng) for _ in range(n)],
+            "date_of_birth": [
+                f"{rng.integers(1940, 2004)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}"
+                for _ in range(n)
+            ],
+            "monthly_spend": rng.gamma(2.0, 400.0, n).round(2),
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _data_security(
+    out: Path, files: dict[str, Path], report: Report, random_state: int
+) -> list[str]:
+    """Sign the training data, catch a tampered copy (rows named), and flag personal
+    data in a customer export. Adds the findings to ``report``."""
+    import pandas as pd
+
+    from mlwarden.data.manifest import manifest_finding, sign_dataset, verify_dataset
+    from mlwarden.data.pii import pii_findings, scan_pii
+
+    private, public = _data_keys(out)
+    signed = sign_dataset(files["train_data"], key=private)
+    untrusted = out / "data" / "untrusted"
+    untrusted.mkdir(parents=True, exist_ok=True)
+    # Someone "fixes" the training set after it was approved: one fraud relabelled as
+    # legitimate (a poisoning step) and one row deleted.
+    frame = pd.read_csv(files["train_data"])
+    fraud_rows = np.flatnonzero(frame["is_fraud"].to_numpy() == 1)
+    flipped = int(fraud_rows[len(fraud_rows) // 2])
+    frame.loc[flipped, "is_fraud"] = 0
+    deleted = flipped + 100
+    frame = frame.drop(index=deleted)
+    tampered = untrusted / "fraud_train_tampered.csv"
+    frame.to_csv(tampered, index=False)
+    ok = verify_dataset(files["train_data"], manifest=signed.manifest, key=public)
+    bad = verify_dataset(tampered, manifest=signed.manifest, key=public)
+    report.findings.append(manifest_finding(ok, target=files["train_data"].name))
+    report.findings.append(manifest_finding(bad, target=tampered.name))
+
+    export = _customer_export(
+        untrusted / "customers_export.csv", np.random.default_rng(random_state)
+    )
+    pii = scan_pii(export, random_state=random_state)
+    report.findings.extend(pii_findings(pii, target=export.name))
+    return [
+        f"Training data signed ({signed.rows} rows, Merkle root {signed.merkle_root[:16]}…): "
+        f"verified {'OK' if ok.ok else 'FAILED'}; a tampered copy (row {flipped} relabelled, "
+        f"row {deleted} deleted) {'passes?!' if bad.ok else 'fails'}: {bad.message}",
+        f"Personal data in {export.name}: "
+        + ", ".join(f"{c.column} ({c.detector})" for c in pii.found),
+    ]
+
+
+def _data_keys(out: Path) -> tuple[Path, Path]:
+    """The demo's Ed25519 key pair for data manifests (created once)."""
+    from mlwarden.data.manifest import generate_data_key
+
+    keys = out / "keys"
+    private, public = keys / "demo-data.key", keys / "demo-data.pub"
+    if not (private.exists() and public.exists()):
+        keys.mkdir(parents=True, exist_ok=True)
+        private.unlink(missing_ok=True)
+        public.unlink(missing_ok=True)
+        generate_data_key(private, public)
+    return private, public

@@ -40,9 +40,11 @@ _LAZY: dict[str, str] = {
     "SanitizeReport": "mlwarden.poisoning.detectors.sanitize",
     "SuspiciousRow": "mlwarden.poisoning.detectors.sanitize",
     "sanitize": "mlwarden.poisoning.detectors.sanitize",
+    "suspicious_rows_finding": "mlwarden.poisoning.detectors.sanitize",
     # audit checks
     "BackdoorCheck": "mlwarden.poisoning.checks",
     "LabelFlipCheck": "mlwarden.poisoning.checks",
+    "TrainingDataCheck": "mlwarden.poisoning.checks",
 }
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "SpectralSignature",
     "SuspiciousRow",
     "TabularBackdoor",
+    "TrainingDataCheck",
     "confident_joint",
     "default_tabular_trigger",
     "find_label_issues",
@@ -69,12 +72,13 @@ __all__ = [
     "penultimate_activations",
     "sanitize",
     "spectral_scores",
+    "suspicious_rows_finding",
 ]
 
 if TYPE_CHECKING:
     from mlwarden.poisoning._base import PoisonResult
     from mlwarden.poisoning.backdoor import BadNets, TabularBackdoor, default_tabular_trigger
-    from mlwarden.poisoning.checks import BackdoorCheck, LabelFlipCheck
+    from mlwarden.poisoning.checks import BackdoorCheck, LabelFlipCheck, TrainingDataCheck
     from mlwarden.poisoning.clean_label import CleanLabelBackdoor
     from mlwarden.poisoning.detectors._result import DetectionResult
     from mlwarden.poisoning.detectors.activation_clustering import ActivationClustering
@@ -88,7 +92,12 @@ if TYPE_CHECKING:
     from mlwarden.poisoning.detectors.duplicates import Duplicates
     from mlwarden.poisoning.detectors.outliers import IsolationForestOutliers
     from mlwarden.poisoning.detectors.representations import penultimate_activations
-    from mlwarden.poisoning.detectors.sanitize import SanitizeReport, SuspiciousRow, sanitize
+    from mlwarden.poisoning.detectors.sanitize import (
+        SanitizeReport,
+        SuspiciousRow,
+        sanitize,
+        suspicious_rows_finding,
+    )
     from mlwarden.poisoning.detectors.spectral import SpectralSignature, spectral_scores
     from mlwarden.poisoning.label_flip import LabelFlip
 

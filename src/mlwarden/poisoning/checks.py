@@ -31,9 +31,9 @@ from mlwarden.exceptions import DataError, InvalidParameterError
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.taxonomy import Rule, ThreatFamily
 from mlwarden.models.base import Capability, Target
-from mlwarden.poisoning.rules import RULE_BACKDOOR, RULE_LABEL_FLIP
+from mlwarden.poisoning.rules import RULE_BACKDOOR, RULE_LABEL_FLIP, RULE_SUSPICIOUS_ROWS
 
-__all__ = ["BackdoorCheck", "LabelFlipCheck"]
+__all__ = ["BackdoorCheck", "LabelFlipCheck", "TrainingDataCheck"]
 
 
 class _RetrainCheck(Check):
@@ -306,3 +306,73 @@ class LabelFlipCheck(_RetrainCheck):
 
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
+
+
+@register("check", "poisoning.training-data")
+class TrainingDataCheck(Check):
+    """Suspicious rows in the training data: what ``mlwarden data check`` finds.
+
+    Runs the detectors of :func:`~mlwarden.poisoning.sanitize` on the model's training
+    rows (``members``, ``mlwarden audit --train-data``): backdoor triggers (activation
+    clustering with a trigger pattern), label issues (confident learning with
+    out-of-fold probabilities), identical rows with different labels, repeated rows.
+    Once per data set, not per model. The metric is the share of rows the cleaned data
+    set would drop; a little label noise is normal in real data, hence a threshold
+    above zero.
+
+    Parameters
+    ----------
+    members : Dataset or None
+        The training rows. Without them the check is skipped.
+    backdoor : bool
+        Run the backdoor detector (trains a small torch network on the rows).
+    max_share : float
+        Pass when at most this share of the rows would be dropped.
+    """
+
+    family: ClassVar[ThreatFamily] = ThreatFamily.POISONING
+    rules: ClassVar[tuple[Rule, ...]] = (RULE_SUSPICIOUS_ROWS,)
+    requires: ClassVar[Capability] = Capability.NONE
+    per_data: ClassVar[bool] = True
+    summary: ClassVar[str] = "suspicious training rows (backdoor triggers, label issues)"
+    needs: ClassVar[str] = "the training rows (--train-data)"
+
+    def __init__(
+        self, *, members: Dataset | None = None, backdoor: bool = True, max_share: float = 0.05
+    ) -> None:
+        self.members = members
+        self.backdoor = backdoor
+        self.max_share = max_share
+
+    def skip_reason(self, target: Target, data: Dataset) -> str | None:
+        if self.members is None:
+            return "needs the training rows (mlwarden audit --train-data)"
+        return None
+
+    def validate(self, target: Target, data: Dataset) -> None:
+        check_number(self.id, "max_share", self.max_share, low=0, high=1)
+        self.require_applicable(target, data)
+        assert self.members is not None
+        self.members.labels  # noqa: B018 - raises DataError when unlabelled
+
+    def run(
+        self,
+        target: Target,
+        data: Dataset,
+        *,
+        random_state: np.random.Generator,
+        progress: ProgressCallback | None = None,
+    ) -> CheckResult:
+        from mlwarden.poisoning.detectors.sanitize import sanitize, suspicious_rows_finding
+
+        assert self.members is not None
+        report = sanitize(
+            self.members,
+            backdoor=bool(self.backdoor),
+            random_state=int(random_state.integers(2**31)),
+            progress=progress,
+        )
+        finding = suspicious_rows_finding(
+            report, target=self.members.name, check=self.id, max_share=self.max_share
+        )
+        return CheckResult(findings=[finding], metrics=report.summary())

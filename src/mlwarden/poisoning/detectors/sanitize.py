@@ -15,7 +15,7 @@ rare-but-real rows too often to delete them unseen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,10 @@ from mlwarden.data.dataset import Dataset
 from mlwarden.exceptions import DataError
 from mlwarden.poisoning.detectors._result import DetectionResult
 
-__all__ = ["SanitizeReport", "SuspiciousRow", "sanitize"]
+if TYPE_CHECKING:
+    from mlwarden.findings.finding import Finding
+
+__all__ = ["SanitizeReport", "SuspiciousRow", "sanitize", "suspicious_rows_finding"]
 
 _DROPPED = ("activation-clustering", "confident-learning", "duplicates")
 
@@ -217,4 +220,43 @@ def sanitize(
     clean = data.subset(np.flatnonzero(~drop), name=f"{data.name}-clean")
     return SanitizeReport(
         data=data, rows=rows, clean=clean, dropped=dropped, results=results, skipped=skipped
+    )
+
+
+def suspicious_rows_finding(
+    report: SanitizeReport,
+    *,
+    target: str,
+    check: str = "data.check",
+    max_share: float = 0.05,
+    max_listed: int = 20,
+) -> Finding:
+    """``MLW-POI-003``: the share of rows the cleaned data set drops, against ``max_share``.
+
+    The evidence lists the counts per detector and the first ``max_listed`` dropped rows
+    with their reasons.
+    """
+    from mlwarden.findings.finding import Finding
+    from mlwarden.poisoning.rules import RULE_SUSPICIOUS_ROWS
+
+    n = max(report.data.n_samples, 1)
+    share = len(report.dropped) / n
+    s = report.summary()
+    by = ", ".join(f"{k} {v}" for k, v in s["by_detector"].items() if v) or "none"
+    return Finding.from_rule(
+        RULE_SUSPICIOUS_ROWS,
+        target=target,
+        check=check,
+        metric="share_dropped",
+        value=share,
+        threshold=float(max_share),
+        higher_is_better=False,
+        description=(
+            f"{len(report.dropped)} of {report.data.n_samples} rows ({share:.1%}) would be "
+            f"dropped from the cleaned data set; rows flagged per detector: {by}."
+        ),
+        evidence={
+            "summary": s,
+            "dropped": [r.to_dict() for r in report.rows if r.dropped][:max_listed],
+        },
     )
