@@ -67,6 +67,7 @@ bench-privacy: bench-env
 
 bench-theft: bench-env
 	OMP_NUM_THREADS=1 $(BENCH_BIN)/python benchmarks/theft.py
+	OMP_NUM_THREADS=1 $(BENCH_BIN)/python benchmarks/theft_detectors.py
 
 bench-poisoning: bench-env
 	OMP_NUM_THREADS=1 $(BENCH_BIN)/python benchmarks/poisoning.py

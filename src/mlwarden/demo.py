@@ -193,6 +193,7 @@ def run_demo(
     )
     notes += _supply_chain(out, targets, report)
     notes += _data_security(out, files, report, random_state)
+    notes += _theft_detection(out, train, test, targets[0], report, random_state)
     report_progress(progress, "demo", steps, steps)
     return DemoResult(report=report, files=files, notes=notes)
 
@@ -342,3 +343,74 @@ def _data_keys(out: Path) -> tuple[Path, Path]:
         public.unlink(missing_ok=True)
         generate_data_key(private, public)
     return private, public
+
+
+def _theft_detection(
+    out: Path, train: Any, test: Any, target: Any, report: Report, random_state: int
+) -> list[str]:
+    """Simulate an API's traffic to the fraud model — honest clients, a model thief, a
+    fraudster probing the decision boundary — write it as a query log and replay it
+    through the stateful detectors. Adds MLW-THF-003/004 findings to ``report``."""
+    from mlwarden.theft import (
+        PRADA,
+        KNNProbeDetector,
+        OODRateMonitor,
+        alert_findings,
+        replay,
+        write_query_log,
+    )
+
+    rng = np.random.default_rng(random_state)
+    schema = test.schema
+    lower, upper, scale = schema.lower, schema.upper, schema.scale
+    queries: list[tuple[str, Any]] = []
+    # Honest clients: 20 merchants' terminals, 100 real transactions each.
+    rows = rng.permutation(len(test.X))[:2000]
+    for i, r in enumerate(rows):
+        queries.append((f"terminal-{i % 20:02d}", test.X[r]))
+    # A thief: uniform random transactions within the schema's bounds (Tramèr et al.).
+    span = np.where(np.isfinite(upper - lower), upper - lower, 10 * scale)
+    for _ in range(300):
+        queries.append(("api-key-7f3a", lower + rng.random(len(lower)) * span))
+    # A fraudster walking one declined transaction towards the decision boundary in
+    # small steps of the amount and the hour (HopSkipJump-like probing).
+    fraud_rows = test.X[np.asarray(test.labels) == 1]
+    x = fraud_rows[0].copy()
+    mutable = np.flatnonzero(schema.mutable & (scale > 0))[:2]
+    for _ in range(150):
+        x = x.copy()
+        x[mutable] += rng.normal(0.0, 0.01, len(mutable)) * scale[mutable]
+        queries.append(("api-key-c01d", np.clip(x, lower, upper)))
+    order = rng.permutation(len(queries))  # interleaved, as they would arrive
+    queries = [queries[i] for i in order]
+    xs = np.array([q for _, q in queries])
+    labels = target.predict(xs)
+    log = write_query_log(
+        out / "data" / "queries.jsonl",
+        ((c, q, int(lab)) for (c, q), lab in zip(queries, labels, strict=True)),
+    )
+    detectors = [
+        PRADA(random_state=random_state),
+        KNNProbeDetector(random_state=random_state),
+        OODRateMonitor(),
+    ]
+    train_labels = target.predict(train.X)
+    for det in detectors:
+        det.fit(train.X, train_labels)
+    result = replay(
+        detectors, ((c, q, int(lab)) for (c, q), lab in zip(queries, labels, strict=True))
+    )
+    report.findings.extend(alert_findings(result, target=f"{target.name} API (simulated)"))
+    flagged = result.flagged_clients
+    summary = ", ".join(
+        f"{client} ({alerts[0].threat}, {alerts[0].detector}, after "
+        f"{alerts[0].query_index} queries)"
+        for client, alerts in flagged.items()
+    )
+    honest = sum(1 for c in flagged if c.startswith("terminal-"))
+    return [
+        f"Query log of {result.n_queries} queries from {len(result.queries_per_client)} "
+        f"clients written to {log}; flagged: {summary or 'nobody'}; honest terminals "
+        f"flagged: {honest} of 20 (replay it: mlwarden theft detect --log {log} --data "
+        f"{out / 'data' / 'fraud_train.csv'} --label is_fraud)"
+    ]

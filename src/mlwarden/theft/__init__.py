@@ -41,14 +41,32 @@ _LAZY: dict[str, str] = {
     "attacker_cost": "mlwarden.theft.harden",
     "harden_outputs": "mlwarden.theft.harden",
     "honest_cost": "mlwarden.theft.harden",
+    # stateful query detectors, query logs, watermarks
+    "PRADA": "mlwarden.theft.detectors",
+    "KNNProbeDetector": "mlwarden.theft.detectors",
+    "OODRateMonitor": "mlwarden.theft.detectors",
+    "Alert": "mlwarden.theft.detectors",
+    "Detector": "mlwarden.theft.detectors",
+    "ReplayResult": "mlwarden.theft.detectors",
+    "replay": "mlwarden.theft.detectors",
+    "Query": "mlwarden.theft.querylog",
+    "read_query_log": "mlwarden.theft.querylog",
+    "write_query_log": "mlwarden.theft.querylog",
+    "iter_queries": "mlwarden.theft.querylog",
+    "Watermark": "mlwarden.theft.watermark",
+    "WatermarkVerification": "mlwarden.theft.watermark",
+    "alert_findings": "mlwarden.theft.detectors.findings",
     # audit
     "ExtractionCheck": "mlwarden.theft.checks",
 }
 
 __all__ = [
+    "PRADA",
     "ActiveStrategy",
+    "Alert",
     "AttackerCost",
     "CurvePoint",
+    "Detector",
     "ExtractionCheck",
     "ExtractionResult",
     "ExtractionStrategy",
@@ -56,24 +74,45 @@ __all__ = [
     "HardenedTarget",
     "HonestCost",
     "JacobianStrategy",
+    "KNNProbeDetector",
     "KnockoffStrategy",
     "LabelOnly",
+    "OODRateMonitor",
     "OutputDefense",
+    "Query",
+    "ReplayResult",
     "ReverseSigmoid",
     "Rounding",
     "ScoreRegressorClassifier",
     "TopK",
     "TransferResult",
     "UniformStrategy",
+    "Watermark",
+    "WatermarkVerification",
+    "alert_findings",
     "attacker_cost",
     "extract",
     "harden_outputs",
     "honest_cost",
+    "iter_queries",
+    "read_query_log",
+    "replay",
     "transferability",
+    "write_query_log",
 ]
 
 if TYPE_CHECKING:
     from mlwarden.theft.checks import ExtractionCheck
+    from mlwarden.theft.detectors import (
+        PRADA,
+        Alert,
+        Detector,
+        KNNProbeDetector,
+        OODRateMonitor,
+        ReplayResult,
+        replay,
+    )
+    from mlwarden.theft.detectors.findings import alert_findings
     from mlwarden.theft.distill import ScoreRegressorClassifier
     from mlwarden.theft.extraction import (
         CurvePoint,
@@ -96,6 +135,7 @@ if TYPE_CHECKING:
         harden_outputs,
         honest_cost,
     )
+    from mlwarden.theft.querylog import Query, iter_queries, read_query_log, write_query_log
     from mlwarden.theft.strategies import (
         ActiveStrategy,
         ExtractionStrategy,
@@ -103,6 +143,7 @@ if TYPE_CHECKING:
         KnockoffStrategy,
         UniformStrategy,
     )
+    from mlwarden.theft.watermark import Watermark, WatermarkVerification
 
 
 def __getattr__(name: str) -> Any:

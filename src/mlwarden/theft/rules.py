@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlwarden.findings.taxonomy import Rule, Severity, ThreatFamily, register_rule
 
-__all__ = ["RULE_EXTRACTION", "RULE_SCORES_LEAK"]
+__all__ = ["RULE_CLIENT_EXTRACTION", "RULE_CLIENT_PROBING", "RULE_EXTRACTION", "RULE_SCORES_LEAK"]
 
 _FIX = (
     "Limit what each query reveals and how many queries a client gets: return labels or "
@@ -55,5 +55,47 @@ RULE_SCORES_LEAK = register_rule(
             "(target, 'label-only')); otherwise round or top-k the scores and measure both "
             "costs with mlwarden.theft.honest_cost and attacker_cost. " + _FIX
         ),
+    )
+)
+
+_FIX_CLIENT = (
+    "Review the client's queries (the alert names the query at which it fired); throttle, "
+    "harden the outputs for that client (labels only, rounding) or block it, and rotate its "
+    "API key if it is compromised. Keep per-key query budgets so that a slow attacker "
+    "cannot collect enough answers over time."
+)
+
+RULE_CLIENT_EXTRACTION = register_rule(
+    Rule(
+        id="MLW-THF-003",
+        title="A client's queries look like a model-extraction attack",
+        family=ThreatFamily.THEFT,
+        severity=Severity.HIGH,
+        atlas=("AML.T0024.002", "AML.T0040"),
+        owasp=("ML05",),
+        description=(
+            "A stateful detector fed the client's queries one at a time fired: queries far "
+            "from the data the model serves (out-of-distribution rate), synthetic queries "
+            "packed around a few seeds (k-nearest-neighbour distances), or nearest-query "
+            "distances that stop looking natural (PRADA, Juuti et al. 2019)."
+        ),
+        remediation=_FIX_CLIENT,
+    )
+)
+
+RULE_CLIENT_PROBING = register_rule(
+    Rule(
+        id="MLW-THF-004",
+        title="A client's queries look like an evasion search (decision-boundary probing)",
+        family=ThreatFamily.THEFT,
+        severity=Severity.HIGH,
+        atlas=("AML.T0043.001", "AML.T0042"),
+        owasp=("ML01",),
+        description=(
+            "Many of the client's queries lie very close to its own recent queries, the "
+            "pattern of a black-box attack walking the decision boundary to craft an "
+            "adversarial example (Chen, Carlini & Wagner 2019)."
+        ),
+        remediation=_FIX_CLIENT,
     )
 )
