@@ -8,7 +8,13 @@ TorchScript ``.pt`` next to the data and its schema, loads them back from those 
 (the way a user would audit them) and audits all four with every available check.
 It then signs the model files and verifies them as a consumer would, and plants a
 tampered model (a pickle that would run a shell command) next to them to show the
-scanner catching it — the file is written, scanned, and never loaded.
+scanner catching it — the file is written, scanned, and never loaded. The data are
+signed too (a Merkle-tree manifest): the audit verifies the test set, a tampered copy
+of the training set fails with its changed rows named, and a customer export is
+flagged for personal data. The audit also retrains the HistGradientBoosting model on
+poisoned data, looks for poison in the training rows, and measures how cheaply each
+model can be copied; finally a simulated API query log is replayed through the
+stateful theft detectors.
 """
 
 from __future__ import annotations

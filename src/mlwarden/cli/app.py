@@ -287,7 +287,7 @@ def demo(
         bool, typer.Option("--quiet", "-q", help="Print only the report path.")
     ] = False,
 ) -> None:
-    """Train card-fraud models (HistGradientBoosting, torch MLP, hardened MLP) and audit them."""
+    """Train card-fraud models (trees, MLP, hardened and DP MLPs), audit them and their data."""
     with _friendly_errors():
         from mlwarden.demo import run_demo
         from mlwarden.findings.render import render_console, write_all
