@@ -186,8 +186,16 @@ def test_privacy_checks_run_with_the_training_rows_and_a_sensitive_column(files,
     assert report["params"]["privacy.membership"]["members"].startswith("<Dataset")
 
     # Without them, both checks say what they need, and nothing is checked: exit 2.
-    res = invoke(*audit_args(files, "--out", tmp_path / "bare", "--checks", "privacy"))
+    res = invoke(
+        *audit_args(files, "--out", tmp_path / "bare", "--checks",
+                    "privacy.membership,privacy.attribute")
+    )  # fmt: skip
     assert res.exit_code == 2
     report = json.loads((tmp_path / "bare" / "report.json").read_text())
     reasons = " ".join(s["reason"] for s in report["skipped"])
     assert "--train-data" in reasons and "--sensitive" in reasons
+    # The privacy family also scans the data file for personal data, which needs nothing.
+    res = invoke(*audit_args(files, "--out", tmp_path / "family", "--checks", "privacy"))
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "family" / "report.json").read_text())
+    assert {f["check"] for f in report["findings"]} == {"data.pii"}

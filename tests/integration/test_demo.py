@@ -51,22 +51,49 @@ def test_demo_trains_saves_audits_and_reports(tmp_path):
     checks = {(f["target"], f["check"]) for f in report["findings"]}
     models = ("fraud-hgb", "fraud-mlp", "fraud-mlp-hardened", "fraud-mlp-dp")
     per_model = ("evasion.whitebox", "evasion.blackbox", "supplychain.model-file",
-                 "supplychain.signature", "privacy.attribute")  # fmt: skip
+                 "supplychain.signature", "privacy.attribute", "theft.extraction")  # fmt: skip
     planted = "fraud_hgb_from_vendor.pkl"
     assert checks == {(m, c) for m in models for c in per_model} | {
         (planted, "supplychain.model-file"),
         ("fraud-hgb", "privacy.membership"),  # the MLPs: no recipe to retrain them
+        ("fraud-hgb", "poisoning.backdoor"),  # idem
+        ("fraud-hgb", "poisoning.label-flip"),
         ("fraud-mlp-dp", "privacy.dp"),  # the only model trained with DP
+        # checks of the data, once per data set: the audit's test file, the training rows
+        ("fraud_test.csv", "data.pii"),
+        ("fraud_test.csv", "data.manifest"),
+        ("fraud-train", "poisoning.training-data"),
+        # the demo's own steps: signed training data and a tampered copy, a customer
+        # export with personal data, a replayed API query log
+        ("fraud_train.csv", "data.manifest"),
+        ("fraud_train_tampered.csv", "data.manifest"),
+        ("customers_export.csv", "data.pii"),
+        ("fraud-hgb API (simulated)", "theft.detect"),
     }
+    status = {(f["target"], f["rule_id"]): f["status"] for f in report["findings"]}
+    assert status[("fraud_test.csv", "MLW-DAT-003")] == "pass"
+    assert status[("fraud_train.csv", "MLW-DAT-003")] == "pass"
+    assert status[("fraud_train_tampered.csv", "MLW-DAT-003")] == "fail"
+    assert status[("fraud_test.csv", "MLW-DAT-001")] == "pass"
+    assert status[("customers_export.csv", "MLW-DAT-001")] == "fail"
+    assert status[("fraud-hgb", "MLW-POI-001")] == "fail"  # 1 % poison plants the trigger
+    assert status[("fraud-hgb API (simulated)", "MLW-THF-003")] == "fail"
+    assert status[("fraud-hgb API (simulated)", "MLW-THF-004")] == "fail"
+    detected = [f for f in report["findings"] if f["check"] == "theft.detect"]
+    assert all("terminal-" not in f["description"] for f in detected)  # honest: quiet
     supply = {(f["target"], f["rule_id"], f["status"]) for f in report["findings"]
               if f["family"] == "supply_chain"}  # fmt: skip
     assert supply == {(m, r, "pass") for m in models for r in ("MLW-SUP-002", "MLW-SUP-010")} | {
-        (planted, "MLW-SUP-001", "fail")
+        (planted, "MLW-SUP-001", "fail"),
+        ("fraud_test.csv", "MLW-DAT-003", "pass"),  # data integrity is supply chain too
+        ("fraud_train.csv", "MLW-DAT-003", "pass"),
+        ("fraud_train_tampered.csv", "MLW-DAT-003", "fail"),
     }
     assert (out / "models" / "fraud_hgb.skops.sig").stat().st_size > 0
     assert sorted((s["target"], s["check"]) for s in report["skipped"]) == sorted(
         [(m, "evasion.decision") for m in models]
         + [(m, "privacy.membership") for m in models[1:]]
+        + [(m, c) for m in models[1:] for c in ("poisoning.backdoor", "poisoning.label-flip")]
         + [(m, "privacy.dp") for m in models[:3]]
         + [(m, "privacy.inversion") for m in models]  # tabular data: no images to invert
     )

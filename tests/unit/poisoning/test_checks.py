@@ -29,7 +29,9 @@ def data() -> Dataset:
 
 
 def test_family_expands_to_both_checks() -> None:
-    assert expand_checks("poisoning") == ["poisoning.backdoor", "poisoning.label-flip"]
+    assert expand_checks("poisoning") == [
+        "poisoning.backdoor", "poisoning.label-flip", "poisoning.training-data",
+    ]  # fmt: skip
 
 
 def test_backdoor_check_reports_asr_per_rate(data: Dataset) -> None:
