@@ -385,47 +385,12 @@ def generate_data_key(
     return _fingerprint(key.public_key())
 
 
-def _read_key(path: Path, what: str) -> bytes:
-    if not path.exists():
-        raise InvalidParameterError(f"{path}: {what} file not found; {_KEYGEN_HINT}")
-    if not path.is_file():
-        raise InvalidParameterError(f"{path}: {what} is not a file")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InvalidParameterError(f"{path}: cannot read the {what} ({exc.strerror})") from None
-
-
 def _load_private(path: Path, password: str | None) -> Any:
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    data = _read_key(path, "private key")
-    try:
-        key = serialization.load_pem_private_key(
-            data, None if password is None else password.encode()
-        )
-    except UnsupportedAlgorithm as exc:
-        raise InvalidParameterError(f"{path}: unsupported private key ({exc})") from None
-    except TypeError:
-        if password is None:
-            raise InvalidParameterError(
-                f"{path}: the private key is encrypted; give its password"
-            ) from None
-        raise InvalidParameterError(
-            f"{path}: the private key is not encrypted; give no password"
-        ) from None
-    except ValueError:
-        if b"PUBLIC KEY" in data:
-            raise InvalidParameterError(
-                f"{path}: this is a public key; signing needs the private key"
-            ) from None
-        if b"ENCRYPTED" in data and password is not None:
-            raise InvalidParameterError(
-                f"{path}: wrong password for the private key, or the key is corrupt"
-            ) from None
-        raise InvalidParameterError(f"{path}: not a PEM private key; {_KEYGEN_HINT}") from None
+    from mlwarden._keys import load_pem_private
+
+    key = load_pem_private(path, password, _KEYGEN_HINT)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise InvalidParameterError(
             f"{path}: unsupported private key ({type(key).__name__.lstrip('_')}); dataset "
@@ -435,22 +400,11 @@ def _load_private(path: Path, password: str | None) -> Any:
 
 
 def _load_public(path: Path) -> Any:
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    data = _read_key(path, "public key")
-    try:
-        key = serialization.load_pem_public_key(data)
-    except UnsupportedAlgorithm as exc:
-        raise InvalidParameterError(f"{path}: unsupported public key ({exc})") from None
-    except ValueError:
-        if b"PRIVATE KEY" in data:
-            raise InvalidParameterError(
-                f"{path}: this is a private key; verify with the public key "
-                "(and keep the private key secret)"
-            ) from None
-        raise InvalidParameterError(f"{path}: not a PEM public key; {_KEYGEN_HINT}") from None
+    from mlwarden._keys import load_pem_public
+
+    key = load_pem_public(path, _KEYGEN_HINT)
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise InvalidParameterError(
             f"{path}: unsupported public key ({type(key).__name__.lstrip('_')}); dataset "

@@ -263,17 +263,6 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     os.chmod(path, mode)  # the umask may have narrowed it; never widen the private key
 
 
-def _read_key_file(path: Path, what: str) -> bytes:
-    if not path.exists():
-        raise InvalidParameterError(f"{path}: {what} file not found; {_KEYGEN_HINT}")
-    if not path.is_file():
-        raise InvalidParameterError(f"{path}: {what} is not a file")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InvalidParameterError(f"{path}: cannot read the {what} ({exc.strerror})") from None
-
-
 def _check_curve(path: Path, key: Any, what: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -287,58 +276,19 @@ def _check_curve(path: Path, key: Any, what: str) -> None:
 
 
 def _load_private_key(path: Path, password: str | None) -> ec.EllipticCurvePrivateKey:
-    from cryptography.hazmat.primitives import serialization
+    from mlwarden._keys import load_pem_private
 
-    data = _read_key_file(path, "private key")
-    from cryptography.exceptions import UnsupportedAlgorithm
-
-    try:
-        key = serialization.load_pem_private_key(
-            data, None if password is None else password.encode()
-        )
-    except UnsupportedAlgorithm as exc:
-        raise InvalidParameterError(f"{path}: unsupported private key ({exc})") from None
-    except TypeError:
-        if password is None:
-            raise InvalidParameterError(
-                f"{path}: the private key is encrypted; give its password"
-            ) from None
-        raise InvalidParameterError(
-            f"{path}: the private key is not encrypted; give no password"
-        ) from None
-    except ValueError:
-        if b"PUBLIC KEY" in data:
-            raise InvalidParameterError(
-                f"{path}: this is a public key; signing needs the private key"
-            ) from None
-        if b"ENCRYPTED" in data and password is not None:
-            raise InvalidParameterError(
-                f"{path}: wrong password for the private key, or the key is corrupt"
-            ) from None
-        raise InvalidParameterError(f"{path}: not a PEM private key; {_KEYGEN_HINT}") from None
+    key = load_pem_private(path, password, _KEYGEN_HINT)
     _check_curve(path, key, "private key")
-    return key  # type: ignore[return-value]
+    return key  # type: ignore[no-any-return]
 
 
 def _load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
-    from cryptography.hazmat.primitives import serialization
+    from mlwarden._keys import load_pem_public
 
-    data = _read_key_file(path, "public key")
-    from cryptography.exceptions import UnsupportedAlgorithm
-
-    try:
-        key = serialization.load_pem_public_key(data)
-    except UnsupportedAlgorithm as exc:
-        raise InvalidParameterError(f"{path}: unsupported public key ({exc})") from None
-    except ValueError:
-        if b"PRIVATE KEY" in data:
-            raise InvalidParameterError(
-                f"{path}: this is a private key; verify with the public key "
-                "(and keep the private key secret)"
-            ) from None
-        raise InvalidParameterError(f"{path}: not a PEM public key; {_KEYGEN_HINT}") from None
+    key = load_pem_public(path, _KEYGEN_HINT)
     _check_curve(path, key, "public key")
-    return key  # type: ignore[return-value]
+    return key  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------- signing
