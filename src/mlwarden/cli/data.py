@@ -18,11 +18,12 @@ column name); ``data check`` comes from :mod:`mlwarden.cli.data_check`. Exit cod
 from __future__ import annotations
 
 import enum
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from mlwarden.cli.supplychain_sign import _PASSWORD_ENV, _password
 
 __all__ = ["data_app", "register"]
 
@@ -43,23 +44,6 @@ class OutputFormat(str, enum.Enum):
     JSON = "json"
 
 
-def _password(env_name: str | None) -> str | None:
-    if env_name is None:
-        return None
-    from mlwarden.exceptions import InvalidParameterError
-
-    value = os.environ.get(env_name)
-    if not value:
-        raise InvalidParameterError(f"--password-env: the environment variable {env_name} is unset")
-    return value
-
-
-_PASSWORD_ENV = typer.Option(
-    "--password-env",
-    help="Name of an environment variable that holds the private key's password.",
-    metavar="VAR",
-    show_default=False,
-)
 _DATA = typer.Argument(
     help="CSV, TSV (optionally .gz) or Parquet file.", show_default=False, metavar="DATA"
 )
