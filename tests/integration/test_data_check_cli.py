@@ -167,3 +167,33 @@ def test_personal_data_in_the_training_file_is_reported(tmp_path):
     payload = json.loads(res.output)
     assert [f["rule_id"] for f in payload["extra_findings"]] == ["MLW-DAT-001"]
     assert "card_number" in payload["extra_findings"][0]["description"]
+
+
+def test_text_columns_are_left_out_of_the_detectors_but_scanned_for_pii(tmp_path: Path) -> None:
+    """A real export: numeric features plus names and emails. data check runs the poison
+    detectors on the numbers, says which columns it left out, and flags the personal data."""
+    import json
+
+    import pandas as pd
+
+    from mlwarden.cli.app import app as full_app
+
+    X, y = _separable(60)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame["email"] = [f"user{i}@example.com" for i in range(len(frame))]
+    frame["name_note"] = ["customer"] * len(frame)
+    frame["target"] = y
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False)
+    res = CliRunner().invoke(
+        full_app, ["data", "check", str(path), "--label", "target", "--no-backdoor"]
+    )
+    assert res.exit_code == 1, res.output  # the emails
+    assert "text columns not used as features" in res.output
+    assert "'email'" in res.output and "MLW-DAT-001" in res.output
+    res = CliRunner().invoke(
+        full_app,
+        ["data", "check", str(path), "--label", "target", "--no-backdoor", "--format", "json"],
+    )
+    payload = json.loads(res.output)
+    assert payload["data"]["n_features"] == X.shape[1]

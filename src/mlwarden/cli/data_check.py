@@ -119,7 +119,7 @@ def _run(data: Path, label: str, model: Path | None, seed: int, backdoor: bool) 
     from mlwarden.data.io import read_table
     from mlwarden.poisoning.detectors.sanitize import sanitize
 
-    ds = read_table(data, label=label)
+    ds = read_table(data, label=label, drop_text=True)
     estimator = None
     if model is not None:
         from mlwarden.exceptions import InvalidParameterError
@@ -157,6 +157,9 @@ def _print_text(report: Any, write_clean: Path | None) -> None:
         out.print(f"  {name}: {n} row(s) flagged", highlight=False)
     for name, why in s["skipped"].items():
         out.print(f"  {name}: skipped ({why})", highlight=False)
+    if report.data.description:
+        out.print(f"  {report.data.description} (still scanned for personal data)",
+                  highlight=False)  # fmt: skip
     for row in report.rows[:_SHOWN]:
         mark = "dropped" if row.dropped else "review"
         out.print(f"row {row.index} [{mark}]: " + "; ".join(row.reasons), highlight=False,

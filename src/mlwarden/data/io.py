@@ -218,6 +218,17 @@ def _as_float_column(series: pd.Series) -> npt.NDArray[np.float64] | None:
     return None
 
 
+def _any_number(series: pd.Series) -> bool:
+    """True when some non-missing value of a text column reads as a number."""
+    for value in series.dropna().to_numpy(dtype=object):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            continue
+        return True
+    return False
+
+
 def _first_text(series: pd.Series, source: _Source) -> str:
     """`` (first non-number 'abc' at row 3, line 5)`` for a text column."""
     for row, value in enumerate(series.to_numpy(dtype=object)):
@@ -400,6 +411,7 @@ def read_table(
     schema: FeatureSchema | str | Path | None = None,
     name: str | None = None,
     positive_label: Any = None,
+    drop_text: bool = False,
 ) -> Dataset:
     """Read a CSV, TSV or Parquet file into a :class:`~mlwarden.data.Dataset`.
 
@@ -428,6 +440,10 @@ def read_table(
     positive_label : object, optional
         The label of the class the model exists to catch. A string is matched
         against integer labels too (``"1"`` selects label ``1``).
+    drop_text : bool, default=False
+        Without a schema, leave text columns (names, emails, free text) out of the
+        features instead of refusing the file; the data set's ``description`` names
+        them. For tools that look at the numeric columns only (``mlwarden data check``).
 
     Returns
     -------
@@ -477,6 +493,19 @@ def read_table(
             raise DataError(f"{p}: columns do not match the schema - " + "; ".join(parts))
         feature_cols = list(expected)
 
+    description = ""
+    if drop_text and resolved is None:
+        # Only columns with no number at all: a column that mixes numbers and text is
+        # an error in the data, reported by _features with the first bad row.
+        text = [
+            c for c in feature_cols
+            if _as_float_column(frame[c]) is None and not _any_number(frame[c])
+        ]  # fmt: skip
+        if text:
+            feature_cols = [c for c in feature_cols if c not in text]
+            description = f"text columns not used as features: {_listing(text)}"
+        if not feature_cols:
+            raise DataError(f"{p}: no numeric feature column (text only: {_listing(text)})")
     X = _features(frame, feature_cols, source)
     y = _labels(frame[label], source) if label is not None else None
     if resolved is None:
@@ -490,6 +519,7 @@ def read_table(
         schema=resolved,
         name=name or _stem(p),
         positive_label=pos,
+        description=description,
         source=str(p),
     )
 
