@@ -8,12 +8,20 @@ file and, where it helps, how to create a key (``hint``).
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 from mlwarden.exceptions import InvalidParameterError
 
-__all__ = ["load_pem_private", "load_pem_public", "read_key_file"]
+__all__ = [
+    "fingerprint",
+    "load_pem_private",
+    "load_pem_public",
+    "read_key_file",
+    "write_new_key_file",
+]
 
 
 def read_key_file(path: Path, what: str, hint: str) -> bytes:
@@ -77,3 +85,29 @@ def load_pem_public(path: Path, hint: str) -> Any:
                 "(and keep the private key secret)"
             ) from None
         raise InvalidParameterError(f"{path}: not a PEM public key; {hint}") from None
+
+
+def fingerprint(public_key: Any) -> str:
+    """``sha256:<hex>`` of a public key's PEM SubjectPublicKeyInfo."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256:" + hashlib.sha256(pem).hexdigest()
+
+
+def write_new_key_file(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` (never following or replacing an existing file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise InvalidParameterError(
+            f"{path}: already exists; refusing to overwrite a key"
+        ) from None
+    except OSError as exc:
+        raise InvalidParameterError(f"{path}: cannot write the key ({exc.strerror})") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, mode)  # the umask may have narrowed it; never widen the private key

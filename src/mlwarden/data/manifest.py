@@ -58,7 +58,6 @@ import datetime as _dt
 import gzip
 import hashlib
 import json
-import os
 import re
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
@@ -70,6 +69,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from mlwarden._keys import fingerprint as key_fingerprint
+from mlwarden._keys import write_new_key_file
 from mlwarden.data.io import (
     _CSV_SUFFIXES,
     _GZIP_MAGIC,
@@ -298,30 +299,6 @@ class DataVerifyResult:
 
 
 # --------------------------------------------------------------------------- keys
-def _fingerprint(public_key: Any) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    pem = public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(pem).hexdigest()
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise InvalidParameterError(
-            f"{path}: already exists; refusing to overwrite a key"
-        ) from None
-    except OSError as exc:
-        raise InvalidParameterError(f"{path}: cannot write the key ({exc.strerror})") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode)
-
-
 def generate_data_key(
     private_path: str | Path, public_path: str | Path, *, password: str | None = None
 ) -> str:
@@ -364,7 +341,7 @@ def generate_data_key(
         if password is not None
         else serialization.NoEncryption()
     )
-    _write_new(
+    write_new_key_file(
         priv,
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
@@ -372,7 +349,7 @@ def generate_data_key(
         0o600,
     )
     try:
-        _write_new(
+        write_new_key_file(
             pub,
             key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -382,7 +359,7 @@ def generate_data_key(
     except InvalidParameterError:
         priv.unlink(missing_ok=True)
         raise
-    return _fingerprint(key.public_key())
+    return key_fingerprint(key.public_key())
 
 
 def _load_private(path: Path, password: str | None) -> Any:
@@ -1158,7 +1135,7 @@ def sign_dataset(
             f"{where}: no data rows (only a header with columns "
             f"{_listing(list(table.column_names))}); there is nothing to sign"
         )
-    fingerprint = _fingerprint(private.public_key())
+    fingerprint = key_fingerprint(private.public_key())
     body = _build_body(
         table,
         name=name,
@@ -1338,7 +1315,7 @@ def verify_dataset(
     if isinstance(data, str | Path) and not Path(data).exists():
         raise DataFileError(f"{data}: file not found")
     public = _load_public(Path(key))
-    fingerprint = _fingerprint(public)
+    fingerprint = key_fingerprint(public)
     doc = _load_manifest(mpath)
     where = str(data) if isinstance(data, str | Path) else "table"
     body = {k: v for k, v in doc.items() if k != "signature"}

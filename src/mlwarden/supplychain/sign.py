@@ -67,14 +67,13 @@ References
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlwarden._keys import write_new_key_file
 from mlwarden.exceptions import InvalidParameterError, ModelLoadError
 
 if TYPE_CHECKING:
@@ -179,12 +178,9 @@ def key_fingerprint(public_key: ec.EllipticCurvePublicKey) -> str:
     This is the key hint ``model-signing`` writes into the signature's verification
     material, so a signature and a key can be matched by eye.
     """
-    from cryptography.hazmat.primitives import serialization
+    from mlwarden._keys import fingerprint
 
-    pem = public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(pem).hexdigest()
+    return fingerprint(public_key)
 
 
 def generate_key(
@@ -238,29 +234,13 @@ def generate_key(
     pub_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_new(priv, priv_pem, 0o600)
+    write_new_key_file(priv, priv_pem, 0o600)
     try:
-        _write_new(pub, pub_pem, 0o644)
+        write_new_key_file(pub, pub_pem, 0o644)
     except InvalidParameterError:
         priv.unlink(missing_ok=True)
         raise
     return key_fingerprint(key.public_key())
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` with ``mode`` (never following or replacing an existing file)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise InvalidParameterError(
-            f"{path}: already exists; refusing to overwrite a key"
-        ) from None
-    except OSError as exc:
-        raise InvalidParameterError(f"{path}: cannot write the key ({exc.strerror})") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode)  # the umask may have narrowed it; never widen the private key
 
 
 def _check_curve(path: Path, key: Any, what: str) -> None:
