@@ -17,12 +17,12 @@ import numpy as np
 
 from mlwarden._progress import ProgressCallback
 from mlwarden.data.dataset import Dataset
-from mlwarden.exceptions import CapabilityError
+from mlwarden.exceptions import CapabilityError, DataError
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.taxonomy import Rule, ThreatFamily
 from mlwarden.models.base import Capability, Target
 
-__all__ = ["Check", "CheckResult"]
+__all__ = ["Check", "CheckResult", "check_training_rows", "retrain_skip_reason"]
 
 
 @dataclass
@@ -119,3 +119,31 @@ class Check(ABC):
         progress: ProgressCallback | None = None,
     ) -> CheckResult:
         """Run the check on one target and return its findings and metrics."""
+
+
+def retrain_skip_reason(target: Target, trainer: object, what: str) -> str | None:
+    """Why a check that retrains ``target`` cannot (no trainer and no estimator to clone).
+
+    ``what`` completes "needs a way to retrain ...", e.g. ``"reference models like
+    'm'"``.
+    """
+    if trainer is None and getattr(target, "estimator", None) is None:
+        return (
+            f"needs a way to retrain {what}: a scikit-learn model (cloned) or a training "
+            "function (check parameter 'trainer'); a torch or ONNX file alone does not say "
+            "how it was trained"
+        )
+    return None
+
+
+def check_training_rows(owner: str, members: Dataset | None, data: Dataset) -> None:
+    """Raise when the training rows (``members``) do not fit the audit data: another
+    feature count, or no labels."""
+    if members is None:
+        return
+    if members.n_features != data.n_features:
+        raise DataError(
+            f"{owner}: the training rows have {members.n_features} features, "
+            f"the audit data {data.n_features}"
+        )
+    members.labels  # noqa: B018 - raises DataError when unlabelled

@@ -25,9 +25,9 @@ import numpy.typing as npt
 from mlwarden._progress import ProgressCallback, report_progress
 from mlwarden._registry import register
 from mlwarden._validation import check_int, check_number
-from mlwarden.audit.check import Check, CheckResult
+from mlwarden.audit.check import Check, CheckResult, check_training_rows, retrain_skip_reason
 from mlwarden.data.dataset import Dataset
-from mlwarden.exceptions import DataError, InvalidParameterError
+from mlwarden.exceptions import InvalidParameterError
 from mlwarden.findings.finding import Finding
 from mlwarden.findings.taxonomy import Rule, ThreatFamily
 from mlwarden.models.base import Capability, Target
@@ -50,13 +50,7 @@ class _RetrainCheck(Check):
         reason = super().skip_reason(target, data)
         if reason is not None:
             return reason
-        if self.trainer is None and getattr(target, "estimator", None) is None:
-            return (
-                f"needs a way to retrain {target.name!r} on poisoned data: a scikit-learn "
-                "model (cloned) or a training function (check parameter 'trainer'); a "
-                "torch or ONNX file alone does not say how it was trained"
-            )
-        return None
+        return retrain_skip_reason(target, self.trainer, f"{target.name!r} on poisoned data")
 
     def validate(self, target: Target, data: Dataset) -> None:
         super().validate(target, data)
@@ -65,13 +59,7 @@ class _RetrainCheck(Check):
             raise InvalidParameterError(f"{self.id}: rates must not be empty")
         for r in rates:
             check_number(self.id, "rates", r, low=0, high=0.5, low_open=True)
-        if self.members is not None:
-            if self.members.n_features != data.n_features:
-                raise DataError(
-                    f"{self.id}: the training rows have {self.members.n_features} features, "
-                    f"the audit data {data.n_features}"
-                )
-            self.members.labels  # noqa: B018 - raises DataError when unlabelled
+        check_training_rows(self.id, self.members, data)
 
     def _split(self, data: Dataset, rng: np.random.Generator) -> tuple[Dataset, Dataset, str]:
         if self.members is not None:
@@ -352,8 +340,7 @@ class TrainingDataCheck(Check):
     def validate(self, target: Target, data: Dataset) -> None:
         check_number(self.id, "max_share", self.max_share, low=0, high=1)
         self.require_applicable(target, data)
-        assert self.members is not None
-        self.members.labels  # noqa: B018 - raises DataError when unlabelled
+        check_training_rows(self.id, self.members, data)
 
     def run(
         self,

@@ -18,7 +18,7 @@ import numpy as np
 from mlwarden._progress import ProgressCallback
 from mlwarden._registry import register
 from mlwarden._validation import check_int, check_number
-from mlwarden.audit.check import Check, CheckResult
+from mlwarden.audit.check import Check, CheckResult, check_training_rows, retrain_skip_reason
 from mlwarden.data.dataset import Dataset
 from mlwarden.exceptions import DataError, InvalidParameterError
 from mlwarden.findings.finding import Finding
@@ -96,13 +96,7 @@ class MembershipCheck(Check):
                 "needs the rows the model was trained on (mlwarden audit --train-data, or "
                 "check parameter 'members'); the audit data are the non-members"
             )
-        if self.trainer is None and getattr(target, "estimator", None) is None:
-            return (
-                f"needs a way to retrain reference models like {target.name!r}: a "
-                "scikit-learn model (cloned) or a training function (check parameter "
-                "'trainer'); a torch or ONNX file alone does not say how it was trained"
-            )
-        return None
+        return retrain_skip_reason(target, self.trainer, f"reference models like {target.name!r}")
 
     def validate(self, target: Target, data: Dataset) -> None:
         super().validate(target, data)
@@ -114,11 +108,7 @@ class MembershipCheck(Check):
         check_int(self.id, "max_records", self.max_records, minimum=10)
         check_number(self.id, "max_tpr", self.max_tpr, low=0, high=1)
         check_number(self.id, "max_auc", self.max_auc, low=0, high=1)
-        if self.members is not None and self.members.n_features != data.n_features:
-            raise DataError(
-                f"{self.id}: the training rows have {self.members.n_features} features, "
-                f"the audit data {data.n_features}"
-            )
+        check_training_rows(self.id, self.members, data)
 
     def run(
         self,
