@@ -391,10 +391,8 @@ def _theft_detection(
     queries = [queries[i] for i in order]
     xs = np.array([q for _, q in queries])
     labels = target.predict(xs)
-    log = write_query_log(
-        out / "data" / "queries.jsonl",
-        ((c, q, int(lab)) for (c, q), lab in zip(queries, labels, strict=True)),
-    )
+    stream = [(c, q, int(lab)) for (c, q), lab in zip(queries, labels, strict=True)]
+    log = write_query_log(out / "data" / "queries.jsonl", stream)
     detectors = [
         PRADA(random_state=random_state),
         KNNProbeDetector(random_state=random_state),
@@ -403,9 +401,7 @@ def _theft_detection(
     train_labels = target.predict(train.X)
     for det in detectors:
         det.fit(train.X, train_labels)
-    result = replay(
-        detectors, ((c, q, int(lab)) for (c, q), lab in zip(queries, labels, strict=True))
-    )
+    result = replay(detectors, stream)
     report.findings.extend(alert_findings(result, target=f"{target.name} API (simulated)"))
     flagged = result.flagged_clients
     summary = ", ".join(

@@ -220,13 +220,9 @@ def _as_float_column(series: pd.Series) -> npt.NDArray[np.float64] | None:
 
 def _any_number(series: pd.Series) -> bool:
     """True when some non-missing value of a text column reads as a number."""
-    for value in series.dropna().to_numpy(dtype=object):
-        try:
-            float(value)
-        except (TypeError, ValueError):
-            continue
-        return True
-    return False
+    import pandas as pd
+
+    return bool(pd.to_numeric(series, errors="coerce").notna().any())
 
 
 def _first_text(series: pd.Series, source: _Source) -> str:
